@@ -1,0 +1,307 @@
+//! The `sluice` command line. Parses arguments, sets up logging, and hands
+//! over to the library; nothing here knows how events are processed.
+
+use std::io::{BufReader, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::exec::{self, ExecOptions};
+use crate::plugin::{DirGrant, InstanceSettings, Limits, Sandbox};
+use crate::supervisor::{self, Supervisor};
+use crate::{demo, reload};
+
+/// Kafka event processing with sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a plugin over JSON-lines events (a file or stdin) and print one
+    /// JSON line per event with its outcome. No Kafka needed.
+    Exec(ExecArgs),
+    /// Validate a pipeline file and load every plugin it names (running
+    /// `init` with its config), without touching Kafka.
+    Check {
+        /// The pipeline TOML file.
+        config: PathBuf,
+    },
+    /// Run the pipelines of a file until SIGINT/SIGTERM, then drain, commit
+    /// and exit.
+    Run {
+        /// The pipeline TOML file.
+        config: PathBuf,
+        /// Seconds between periodic looks for edited files, on top of
+        /// file-system events (0 turns them off).
+        #[arg(long, default_value_t = 2.0)]
+        poll_interval_secs: f64,
+    },
+    /// The tutorial scenario: produce orders (plus malformed ones) to the
+    /// first pipeline's input, process them, show what landed where.
+    Demo {
+        /// The pipeline TOML file.
+        #[arg(default_value = "config/demo.toml")]
+        config: PathBuf,
+        /// How many orders to produce.
+        #[arg(long, default_value_t = 100)]
+        orders: usize,
+        /// Across how many customers.
+        #[arg(long, default_value_t = 10)]
+        customers: usize,
+        /// How long to wait for every record to land, in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// The plugin component (`.wasm`, built for wasm32-wasip2).
+    plugin: PathBuf,
+    /// JSON-lines events to read; stdin when absent or `-`.
+    #[arg(long, short)]
+    input: Option<PathBuf>,
+    /// A `key=value` pair for the plugin's `init` config (repeatable).
+    #[arg(long = "config", short = 'c', value_parser = parse_key_value)]
+    config: Vec<(String, String)>,
+    /// Events per call into the plugin.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+/// Resource limits of a plugin instance.
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Memory cap of the plugin instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    memory_mib: usize,
+    /// Deadline of one call into the plugin, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    deadline_ms: u64,
+    /// Largest output record (key + value + headers), in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_output_bytes: usize,
+}
+
+/// Grants beyond the default sandbox (which denies everything).
+#[derive(Debug, Args)]
+struct SandboxArgs {
+    /// Let the plugin read an environment variable: `NAME` passes the host's
+    /// value, `NAME=VALUE` sets one (repeatable).
+    #[arg(long = "allow-env")]
+    allow_env: Vec<String>,
+    /// Let the plugin read a host directory: `HOST` or `HOST:GUEST`
+    /// (read-only; repeatable).
+    #[arg(long = "allow-dir")]
+    allow_dir: Vec<String>,
+    /// Let the plugin open network connections.
+    #[arg(long)]
+    allow_network: bool,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected key=value, got `{s}`")),
+    }
+}
+
+impl LimitArgs {
+    fn limits(&self) -> anyhow::Result<Limits> {
+        if self.memory_mib == 0 || self.memory_mib > 4096 {
+            bail!(
+                "--memory-mib must be between 1 and 4096 (a 32-bit Wasm memory), got {}",
+                self.memory_mib
+            );
+        }
+        if self.deadline_ms == 0 {
+            bail!("--deadline-ms must be at least 1");
+        }
+        Ok(Limits {
+            memory_bytes: self.memory_mib << 20,
+            deadline: Duration::from_millis(self.deadline_ms),
+            max_output_bytes: self.max_output_bytes,
+        })
+    }
+}
+
+impl SandboxArgs {
+    fn sandbox(&self) -> anyhow::Result<Sandbox> {
+        let mut env = Vec::new();
+        for grant in &self.allow_env {
+            match grant.split_once('=') {
+                Some((name, value)) => env.push((name.to_owned(), value.to_owned())),
+                None => match std::env::var(grant) {
+                    Ok(value) => env.push((grant.clone(), value)),
+                    Err(_) => bail!("--allow-env {grant}: the variable is not set"),
+                },
+            }
+        }
+        let dirs = self
+            .allow_dir
+            .iter()
+            .map(|grant| {
+                let (host, guest) = grant.split_once(':').unwrap_or((grant, grant));
+                DirGrant {
+                    host: host.into(),
+                    guest: guest.to_owned(),
+                    writable: false,
+                }
+            })
+            .collect();
+        Ok(Sandbox {
+            env,
+            dirs,
+            network: self.allow_network,
+        })
+    }
+}
+
+/// Entry point of the `sluice` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Exec(args) => exec_command(args),
+        Command::Check { config } => {
+            let config = Config::load(&config)?;
+            supervisor::check(&config)?;
+            let steps: usize = config.pipelines.iter().map(|p| p.steps.len()).sum();
+            println!(
+                "{}: OK ({} pipelines, {steps} plugin steps)",
+                config.path.display(),
+                config.pipelines.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            config,
+            poll_interval_secs,
+        } => {
+            let options = reload::WatchOptions {
+                poll_interval: (poll_interval_secs > 0.0)
+                    .then(|| Duration::from_secs_f64(poll_interval_secs)),
+                ..reload::WatchOptions::default()
+            };
+            run_command(&config, &options)
+        }
+        Command::Demo {
+            config,
+            orders,
+            customers,
+            timeout_secs,
+        } => {
+            let config = Config::load(&config)?;
+            let options = demo::DemoOptions {
+                orders,
+                customers,
+                timeout: Duration::from_secs(timeout_secs),
+            };
+            demo::run(config, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `sluice run`: start everything, wait for a stop signal, drain.
+fn run_command(path: &std::path::Path, watch: &reload::WatchOptions) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut supervisor = Supervisor::start(config)?;
+    if let Some(kafka) = supervisor.embedded() {
+        // On stdout so scripts and people can find it.
+        println!("embedded Kafka broker: {}", kafka.bootstrap());
+    }
+    tracing::info!(
+        config = %path.display(),
+        "running; edits to the config and plugins apply live, SIGHUP reloads, SIGINT or SIGTERM stops"
+    );
+    let signal = runtime.block_on(reload::serve(&mut supervisor, watch));
+    tracing::info!(signal, "stopping");
+    supervisor.stop();
+    drop(supervisor);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exec_command(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let options = ExecOptions {
+        plugin: args.plugin,
+        settings: InstanceSettings {
+            limits: args.limits.limits()?,
+            sandbox: args.sandbox.sandbox()?,
+            config: args.config,
+        },
+        batch_size: args.batch_size,
+    };
+    let stdout = std::io::stdout().lock();
+    let summary = match args.input.as_deref() {
+        None => exec::run(&options, "stdin", std::io::stdin().lock(), stdout)?,
+        Some(path) if path.as_os_str() == "-" => {
+            exec::run(&options, "stdin", std::io::stdin().lock(), stdout)?
+        }
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("cannot open input {}", path.display()))?;
+            exec::run(
+                &options,
+                &path.display().to_string(),
+                BufReader::new(file),
+                stdout,
+            )?
+        }
+    };
+    tracing::info!(
+        events = summary.events,
+        ok = summary.ok,
+        failed = summary.failed,
+        outputs = summary.outputs,
+        "exec finished"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs go to stderr (stdout carries data); `SLUICE_LOG` or `RUST_LOG`
+/// sets the filter, `SLUICE_LOG_FORMAT=json` switches to JSON lines.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("SLUICE_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if std::env::var("SLUICE_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,407 @@
+//! The pipeline file: its TOML schema, `${VAR}` interpolation, and the
+//! validated, resolved [`Config`] the rest of Sluice runs from.
+//!
+//! A file is read in three steps, each reporting positions in the file as
+//! written (`FILE:LINE:COL: message`):
+//!
+//! 1. `interpolate`: `${VAR}` and `${VAR:-default}` (the default also
+//!    when `VAR` is empty, as in the shell) are replaced with the
+//!    environment's values, so containers can configure brokers and topics.
+//!    Values are escaped for TOML double-quoted strings: write `"${VAR}"`,
+//!    or a bare `${VAR}` for a number; in a single-quoted string `${` is an
+//!    error. `$${` is a literal `${`; comments are not substituted.
+//! 2. `raw`: the TOML is deserialized into structs that mirror it, with
+//!    unknown keys rejected.
+//! 3. `build`: every rule is checked and every problem collected, so one
+//!    round trip fixes a file; relative paths are resolved against the
+//!    directory of the file and defaults are filled in.
+//!
+//! Whether the plugin files exist is left to the caller, who loads them
+//! anyway; [`Config::missing_plugins`] reports them in the same form.
+//!
+//! # Example
+//!
+//! ```toml
+//! [kafka]
+//! brokers = "${KAFKA_BROKERS:-embedded}"  # "embedded": in-process mock cluster
+//! [plugins]
+//! dir = "../plugins"                      # relative to this file
+//! [[pipeline]]
+//! name = "orders"
+//! inputs = ["orders"]
+//! plugin = "order-enrich"                 # <plugins.dir>/order-enrich.wasm
+//! output = "orders-enriched"
+//! dlq = "orders-dlq"
+//! ```
+//!
+//! `config/demo.toml` documents every key.
+
+mod build;
+mod error;
+mod interpolate;
+mod raw;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::plugin::{Limits, Sandbox};
+
+pub use error::{ConfigError, Problem, display_problems};
+
+/// Default of `batch_size`.
+pub const DEFAULT_BATCH_SIZE: usize = 256;
+/// Default of `workers`.
+pub const DEFAULT_WORKERS: usize = 1;
+/// Default of `partitions`.
+pub const DEFAULT_PARTITIONS: i32 = 3;
+/// Default of `kafka.client_id`.
+pub const DEFAULT_CLIENT_ID: &str = "sluice";
+/// Largest `limits.memory_mib`: a 32-bit Wasm memory cannot grow past 4 GiB.
+pub const MAX_MEMORY_MIB: usize = 4096;
+
+/// A loaded, validated pipeline file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file, as given to [`Config::load`]; used in messages.
+    pub path: PathBuf,
+    /// The Kafka connection.
+    pub kafka: KafkaConfig,
+    /// Where the plugins live, absolute.
+    pub plugins_dir: PathBuf,
+    /// The pipelines, in file order; names are unique.
+    pub pipelines: Vec<PipelineConfig>,
+    /// Positions of what later checks may report against.
+    sites: Vec<PipelineSites>,
+}
+
+/// Positions in the file of one pipeline's parts. Kept out of
+/// [`PipelineConfig`] so moving a pipeline in the file does not count as
+/// changing it.
+#[derive(Debug, Clone, Default)]
+struct PipelineSites {
+    /// Each step's plugin name.
+    steps: Vec<(usize, usize)>,
+}
+
+/// Compares what the config says, not where it says it.
+impl PartialEq for Config {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+            && self.kafka == other.kafka
+            && self.plugins_dir == other.plugins_dir
+            && self.pipelines == other.pipelines
+    }
+}
+
+/// `[kafka]`: the connection shared by every pipeline of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// Which cluster.
+    pub brokers: Brokers,
+    /// `client.id` of every consumer and producer.
+    pub client_id: String,
+    /// Extra librdkafka consumer properties, values as strings.
+    pub consumer: BTreeMap<String, String>,
+    /// Extra librdkafka producer properties, values as strings.
+    pub producer: BTreeMap<String, String>,
+}
+
+/// The cluster to connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Brokers {
+    /// librdkafka's in-process mock cluster, started by Sluice: for trying
+    /// Sluice without Kafka, and for tests.
+    Embedded,
+    /// A `bootstrap.servers` list, `host:port[,host:port...]`.
+    List(String),
+}
+
+impl fmt::Display for Brokers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Brokers::Embedded => f.write_str("embedded"),
+            Brokers::List(list) => f.write_str(list),
+        }
+    }
+}
+
+/// librdkafka properties Sluice sets itself, with the reason; setting them in
+/// `[kafka.consumer]` or `[kafka.producer]` is an error.
+pub const RESERVED_PROPERTIES: &[(&str, &str)] = &[
+    ("bootstrap.servers", "it is set from `kafka.brokers`"),
+    ("metadata.broker.list", "it is set from `kafka.brokers`"),
+    ("client.id", "it is set from `kafka.client_id`"),
+    ("group.id", "it is set from each pipeline's `group_id`"),
+    (
+        "enable.auto.offset.store",
+        "Sluice stores an offset only once its outputs are acknowledged (at-least-once)",
+    ),
+];
+
+/// One `[[pipeline]]`: where events come from, which plugins they go
+/// through, where results and failures go.
+///
+/// A reload restarts a pipeline iff its `PipelineConfig` differs from the
+/// running one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineConfig {
+    /// Unique name, `[A-Za-z0-9._-]+`.
+    pub name: String,
+    /// Topics consumed; at least one.
+    pub inputs: Vec<String>,
+    /// The plugins, run in order, each on the outputs of the previous one;
+    /// one step for `plugin = ...`.
+    pub steps: Vec<StepConfig>,
+    /// The result topic of outputs that name none.
+    pub output: String,
+    /// The dead-letter topic.
+    pub dlq: String,
+    /// Further topics plugins may write to.
+    pub allowed_outputs: BTreeSet<String>,
+    /// Consumer group.
+    pub group_id: String,
+    /// Most events per plugin call.
+    pub batch_size: usize,
+    /// Threads running this pipeline's plugin instances.
+    pub workers: usize,
+    /// Partitions of topics created on the embedded broker.
+    pub partitions: i32,
+    /// Limits of each plugin instance.
+    pub limits: Limits,
+    /// Retries of events a plugin calls `retryable`.
+    pub retry: RetryPolicy,
+    /// What plugins may see.
+    pub sandbox: Sandbox,
+}
+
+impl PipelineConfig {
+    /// Whether a plugin of this pipeline may write to `topic`.
+    pub fn allows(&self, topic: &str) -> bool {
+        topic == self.output || self.allowed_outputs.contains(topic)
+    }
+
+    /// Every topic this pipeline touches: inputs, output, allowed outputs
+    /// and DLQ, sorted and without repeats (for creating them on the
+    /// embedded broker).
+    pub fn topics(&self) -> BTreeSet<&str> {
+        self.inputs
+            .iter()
+            .chain([&self.output, &self.dlq])
+            .chain(&self.allowed_outputs)
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// One plugin of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepConfig {
+    /// Its name, the file name without `.wasm`.
+    pub plugin: String,
+    /// `<plugins_dir>/<plugin>.wasm`.
+    pub path: PathBuf,
+    /// Handed to the plugin's `init`, sorted by key.
+    pub config: Vec<(String, String)>,
+}
+
+/// How events that failed with `retryable` are retried before they go to the
+/// DLQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first one included (1 = no retry).
+    pub attempts: u32,
+    /// Delay before the first retry.
+    pub backoff: Duration,
+    /// Cap on the delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 3,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(5000),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay after `attempt` failed tries (1-based): `backoff` doubled
+    /// for each try after the first, capped at `max_backoff`. Zero for 0.
+    pub fn backoff_for(&self, attempt: u32) -> Duration {
+        let Some(doublings) = attempt.checked_sub(1) else {
+            return Duration::ZERO;
+        };
+        2u32.checked_pow(doublings)
+            .and_then(|factor| self.backoff.checked_mul(factor))
+            .map_or(self.max_backoff, |delay| delay.min(self.max_backoff))
+    }
+}
+
+/// Which pipelines a reload adds, removes or restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineDiff {
+    /// In the new config only, in its order.
+    pub added: Vec<String>,
+    /// In the old config only, in its order.
+    pub removed: Vec<String>,
+    /// In both, with a different [`PipelineConfig`], in the new order.
+    pub changed: Vec<String>,
+}
+
+impl PipelineDiff {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+impl Config {
+    /// Reads, interpolates (from the process environment) and validates the
+    /// file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Interpolates (from the process environment) and validates `text`, the
+    /// content of `path`. `path` names the file in messages and is where
+    /// relative paths start from.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::parse_with_env(text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::parse`] with `env` standing in for the process environment,
+    /// both for `${VAR}` and for sandbox `env` grants.
+    pub fn parse_with_env(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let source =
+            interpolate::interpolate(text, env).map_err(|problems| ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            })?;
+        let raw: raw::RawFile = toml::from_str(&source.text).map_err(|error| {
+            let problem = match error.span() {
+                Some(span) => source.problem(span.start, error.message()),
+                None => Problem::whole_file(error.message()),
+            };
+            ConfigError::Syntax {
+                path: path.to_owned(),
+                problem,
+            }
+        })?;
+        build::build(raw, &source, path, env)
+    }
+
+    /// The pipeline called `name`.
+    pub fn pipeline(&self, name: &str) -> Option<&PipelineConfig> {
+        self.pipelines.iter().find(|p| p.name == name)
+    }
+
+    /// A problem for every plugin file that does not exist, at the plugin's
+    /// name in the file.
+    pub fn missing_plugins(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (index, pipeline) in self.pipelines.iter().enumerate() {
+            for (step_index, step) in pipeline.steps.iter().enumerate() {
+                let why = match std::fs::metadata(&step.path) {
+                    Ok(meta) if meta.is_file() => continue,
+                    Ok(_) => "is not a file".to_owned(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        "does not exist".to_owned()
+                    }
+                    Err(e) => format!("cannot be read: {e}"),
+                };
+                let (line, column) = self
+                    .sites
+                    .get(index)
+                    .and_then(|sites| sites.steps.get(step_index))
+                    .copied()
+                    .unwrap_or((0, 0));
+                problems.push(Problem::new(
+                    line,
+                    column,
+                    format!(
+                        "pipeline `{}`: plugin `{}` not found: {} {why}",
+                        pipeline.name,
+                        step.plugin,
+                        step.path.display()
+                    ),
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// The settings that differ between `old` and `new` and cannot be applied
+/// to a running host (the Kafka connection and the plugins directory), one
+/// description each; empty when a reload can apply `new` live.
+pub fn restart_required(old: &Config, new: &Config) -> Vec<String> {
+    let mut changes = Vec::new();
+    let (a, b) = (&old.kafka, &new.kafka);
+    if a.brokers != b.brokers {
+        changes.push(format!("kafka.brokers: `{}` -> `{}`", a.brokers, b.brokers));
+    }
+    if a.client_id != b.client_id {
+        changes.push(format!(
+            "kafka.client_id: `{}` -> `{}`",
+            a.client_id, b.client_id
+        ));
+    }
+    diff_properties("kafka.consumer", &a.consumer, &b.consumer, &mut changes);
+    diff_properties("kafka.producer", &a.producer, &b.producer, &mut changes);
+    if old.plugins_dir != new.plugins_dir {
+        changes.push(format!(
+            "plugins.dir: {} -> {}",
+            old.plugins_dir.display(),
+            new.plugins_dir.display()
+        ));
+    }
+    changes
+}
+
+fn diff_properties(
+    section: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+    changes: &mut Vec<String>,
+) {
+    let show = |value: Option<&String>| value.map_or("(unset)".to_owned(), |v| format!("`{v}`"));
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for key in keys {
+        let (a, b) = (old.get(key), new.get(key));
+        if a != b {
+            changes.push(format!("{section}.\"{key}\": {} -> {}", show(a), show(b)));
+        }
+    }
+}
+
+/// Which pipelines differ between `old` and `new`.
+pub fn diff_pipelines(old: &Config, new: &Config) -> PipelineDiff {
+    let mut diff = PipelineDiff::default();
+    for pipeline in &new.pipelines {
+        match old.pipeline(&pipeline.name) {
+            None => diff.added.push(pipeline.name.clone()),
+            Some(before) if before != pipeline => diff.changed.push(pipeline.name.clone()),
+            Some(_) => {}
+        }
+    }
+    for pipeline in &old.pipelines {
+        if new.pipeline(&pipeline.name).is_none() {
+            diff.removed.push(pipeline.name.clone());
+        }
+    }
+    diff
+}

@@ -1,0 +1,389 @@
+//! `sluice exec`: run a plugin over events read as JSON lines and print one
+//! JSON line per event with its outcome. No Kafka involved; this is the
+//! plugin author's inner loop and the format is documented in the README.
+//!
+//! Input, one object per line (blank lines are skipped):
+//!
+//! ```json
+//! {"topic":"orders","partition":0,"offset":7,"timestamp_ms":1732400000000,
+//!  "key":"CUST-001","value":{"order_id":"ORD-0001","amount":11.5},
+//!  "headers":{"source":"web","trace":{"base64":"AAE="}}}
+//! ```
+//!
+//! `key`/`value`: a JSON string is taken as its UTF-8 bytes, any other JSON
+//! value (object, array, number, boolean) as its compact JSON text, `null`
+//! or absent as no key / a tombstone. `key_base64`/`value_base64` give raw
+//! bytes instead. `headers` is an object or a list of `[name, value]` pairs
+//! (pairs keep order and allow repeats); a header value is a string or
+//! `{"base64": "..."}`. `topic` defaults to `exec`, `partition` to 0,
+//! `offset` to the event's index in the input (0-based).
+//!
+//! Output, one object per input event, in order:
+//!
+//! ```json
+//! {"line":1,"offset":0,"ok":true,"outputs":[{"topic":null,"key":"CUST-001","value":"…","headers":[["source","web"]]}]}
+//! {"line":2,"offset":1,"ok":false,"error":{"kind":"invalid","message":"…"}}
+//! ```
+//!
+//! Outputs show the record as it would be written: an inherited key or
+//! headers are resolved to the input's; `topic` null means the pipeline's
+//! result topic. Bytes that are not UTF-8 are printed as
+//! `key_base64`/`value_base64` or `{"base64": …}`.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::{Map, Value, json};
+
+use crate::plugin::{
+    CompiledPlugin, Event, InstanceSettings, Outcome, Output, PluginEngine, PluginError,
+    PluginRunner,
+};
+
+/// Why `sluice exec` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("{source_name}: line {line}: {message}")]
+    Input {
+        source_name: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{source_name}: cannot read: {source}")]
+    Read {
+        source_name: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write output: {0}")]
+    Write(std::io::Error),
+}
+
+/// What `sluice exec` does.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub plugin: PathBuf,
+    pub settings: InstanceSettings,
+    /// Events per `process` call.
+    pub batch_size: usize,
+}
+
+/// Counts of a finished run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExecSummary {
+    pub events: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub outputs: usize,
+}
+
+/// Runs the plugin over every event of `input` (named `source_name` in
+/// errors), writing one line per event to `out`. Stops at the first
+/// malformed line, after writing the outcomes of the lines before it.
+pub fn run(
+    options: &ExecOptions,
+    source_name: &str,
+    input: impl BufRead,
+    mut out: impl Write,
+) -> Result<ExecSummary, ExecError> {
+    let engine = PluginEngine::new()?;
+    let name = plugin_name(&options.plugin);
+    let plugin = Arc::new(CompiledPlugin::load(&engine, &name, &options.plugin)?);
+    let mut runner = PluginRunner::start(plugin, Arc::new(options.settings.clone()))?;
+
+    let batch_size = options.batch_size.max(1);
+    let mut summary = ExecSummary::default();
+    let mut batch: Vec<Event> = Vec::with_capacity(batch_size);
+    let mut lines: Vec<usize> = Vec::with_capacity(batch_size);
+    let mut flush = |batch: &mut Vec<Event>,
+                     lines: &mut Vec<usize>,
+                     summary: &mut ExecSummary|
+     -> Result<(), ExecError> {
+        let outcomes = runner.process(batch);
+        for ((event, line), outcome) in batch.iter().zip(lines.iter()).zip(&outcomes) {
+            summary.events += 1;
+            match outcome {
+                Ok(outputs) => {
+                    summary.ok += 1;
+                    summary.outputs += outputs.len();
+                }
+                Err(_) => summary.failed += 1,
+            }
+            let line = outcome_json(*line, event, outcome);
+            serde_json::to_writer(&mut out, &line).map_err(|e| ExecError::Write(e.into()))?;
+            out.write_all(b"\n").map_err(ExecError::Write)?;
+        }
+        out.flush().map_err(ExecError::Write)?;
+        batch.clear();
+        lines.clear();
+        Ok(())
+    };
+
+    let mut index = 0i64;
+    for (number, line) in input.lines().enumerate() {
+        let number = number + 1;
+        let line = line.map_err(|source| ExecError::Read {
+            source_name: source_name.to_owned(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event = match parse_event(&line, index) {
+            Ok(event) => event,
+            Err(message) => {
+                // Report the good lines before the bad one, then stop.
+                flush(&mut batch, &mut lines, &mut summary)?;
+                return Err(ExecError::Input {
+                    source_name: source_name.to_owned(),
+                    line: number,
+                    message,
+                });
+            }
+        };
+        index += 1;
+        batch.push(event);
+        lines.push(number);
+        if batch.len() == batch_size {
+            flush(&mut batch, &mut lines, &mut summary)?;
+        }
+    }
+    flush(&mut batch, &mut lines, &mut summary)?;
+    Ok(summary)
+}
+
+/// The name a plugin file goes by: its file name without `.wasm`.
+pub fn plugin_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Parses one input line into an event; `index` is its default offset.
+pub fn parse_event(line: &str, index: i64) -> Result<Event, String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    let Value::Object(mut object) = value else {
+        return Err("expected a JSON object".into());
+    };
+    let topic = match object.remove("topic") {
+        None | Some(Value::Null) => "exec".to_owned(),
+        Some(Value::String(s)) => s,
+        Some(_) => return Err("`topic` must be a string".into()),
+    };
+    let partition = take_int(&mut object, "partition")?.unwrap_or(0);
+    let partition = i32::try_from(partition).map_err(|_| "`partition` is out of range")?;
+    let offset = take_int(&mut object, "offset")?.unwrap_or(index);
+    let timestamp_ms = take_int(&mut object, "timestamp_ms")?;
+    let key = take_bytes(&mut object, "key")?;
+    let value = take_bytes(&mut object, "value")?;
+    let headers = match object.remove("headers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(map)) => map
+            .into_iter()
+            .map(|(name, v)| Ok((name.clone(), header_value(&name, v)?)))
+            .collect::<Result<_, String>>()?,
+        Some(Value::Array(pairs)) => pairs
+            .into_iter()
+            .map(|pair| match pair {
+                Value::Array(mut kv) if kv.len() == 2 => {
+                    let v = kv.pop().unwrap_or(Value::Null);
+                    match kv.pop() {
+                        Some(Value::String(name)) => Ok((name.clone(), header_value(&name, v)?)),
+                        _ => Err("a header name must be a string".to_owned()),
+                    }
+                }
+                _ => Err("`headers` pairs must be [name, value]".to_owned()),
+            })
+            .collect::<Result<_, String>>()?,
+        Some(_) => return Err("`headers` must be an object or a list of [name, value]".into()),
+    };
+    if let Some(field) = object.keys().next() {
+        return Err(format!(
+            "unknown field `{field}` (expected topic, partition, offset, timestamp_ms, key, \
+             key_base64, value, value_base64, headers)"
+        ));
+    }
+    Ok(Event {
+        topic,
+        partition,
+        offset,
+        timestamp_ms,
+        key,
+        value,
+        headers,
+    })
+}
+
+fn take_int(object: &mut Map<String, Value>, field: &str) -> Result<Option<i64>, String> {
+    match object.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| format!("`{field}` must be an integer")),
+        Some(_) => Err(format!("`{field}` must be an integer")),
+    }
+}
+
+/// Reads `field` or `field_base64` (not both) as bytes.
+fn take_bytes(object: &mut Map<String, Value>, field: &str) -> Result<Option<Vec<u8>>, String> {
+    let b64_field = format!("{field}_base64");
+    let text = object.remove(field);
+    let b64 = object.remove(&b64_field);
+    match (text, b64) {
+        (Some(t), Some(b)) if !t.is_null() && !b.is_null() => {
+            Err(format!("give `{field}` or `{b64_field}`, not both"))
+        }
+        (_, Some(Value::String(b))) => BASE64
+            .decode(b)
+            .map(Some)
+            .map_err(|e| format!("`{b64_field}` is not valid base64: {e}")),
+        (_, Some(Value::Null)) | (None, None) | (Some(Value::Null), None) => Ok(None),
+        (_, Some(_)) => Err(format!("`{b64_field}` must be a base64 string")),
+        (Some(Value::String(s)), None) => Ok(Some(s.into_bytes())),
+        (Some(other), None) => Ok(Some(other.to_string().into_bytes())),
+    }
+}
+
+fn header_value(name: &str, value: Value) -> Result<Vec<u8>, String> {
+    match value {
+        Value::String(s) => Ok(s.into_bytes()),
+        Value::Object(mut map) if map.len() == 1 => match map.remove("base64") {
+            Some(Value::String(b)) => BASE64
+                .decode(b)
+                .map_err(|e| format!("header `{name}`: invalid base64: {e}")),
+            _ => Err(format!(
+                "header `{name}`: expected a string or {{\"base64\": ...}}"
+            )),
+        },
+        _ => Err(format!(
+            "header `{name}`: expected a string or {{\"base64\": ...}}"
+        )),
+    }
+}
+
+/// The JSON line printed for one event.
+fn outcome_json(line: usize, event: &Event, outcome: &Outcome) -> Value {
+    match outcome {
+        Ok(outputs) => json!({
+            "line": line,
+            "offset": event.offset,
+            "ok": true,
+            "outputs": outputs.iter().map(|o| output_json(event, o)).collect::<Vec<_>>(),
+        }),
+        Err(failure) => json!({
+            "line": line,
+            "offset": event.offset,
+            "ok": false,
+            "error": {"kind": failure.kind.as_str(), "message": failure.message},
+        }),
+    }
+}
+
+fn output_json(event: &Event, output: &Output) -> Value {
+    let mut object = Map::new();
+    object.insert("topic".into(), json!(output.topic));
+    let key = output.key.as_ref().or(event.key.as_ref());
+    put_bytes(&mut object, "key", key);
+    put_bytes(&mut object, "value", output.value.as_ref());
+    let headers = output.headers.as_ref().unwrap_or(&event.headers);
+    let headers = headers
+        .iter()
+        .map(|(name, value)| json!([name, bytes_json(value)]))
+        .collect::<Vec<_>>();
+    object.insert("headers".into(), Value::Array(headers));
+    Value::Object(object)
+}
+
+fn put_bytes(object: &mut Map<String, Value>, field: &str, bytes: Option<&Vec<u8>>) {
+    match bytes.map(|b| std::str::from_utf8(b).map_err(|_| b)) {
+        None => {
+            object.insert(field.into(), Value::Null);
+        }
+        Some(Ok(text)) => {
+            object.insert(field.into(), Value::String(text.to_owned()));
+        }
+        Some(Err(raw)) => {
+            object.insert(format!("{field}_base64"), Value::String(BASE64.encode(raw)));
+        }
+    }
+}
+
+fn bytes_json(bytes: &[u8]) -> Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_owned()),
+        Err(_) => json!({"base64": BASE64.encode(bytes)}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_text_json_and_base64_payloads() {
+        let e = parse_event(
+            r#"{"key":"k","value":{"a":1},"headers":[["h","v"],["h",{"base64":"AAE="}]]}"#,
+            5,
+        )
+        .unwrap();
+        assert_eq!(e.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(e.value.as_deref(), Some(&br#"{"a":1}"#[..]));
+        assert_eq!(
+            e.headers,
+            vec![("h".into(), b"v".to_vec()), ("h".into(), vec![0, 1])]
+        );
+        assert_eq!((e.topic.as_str(), e.partition, e.offset), ("exec", 0, 5));
+        assert_eq!(e.timestamp_ms, None);
+
+        let e = parse_event(r#"{"value_base64":"/w==","topic":"t","offset":9}"#, 0).unwrap();
+        assert_eq!(e.value, Some(vec![0xff]));
+        assert_eq!(e.key, None);
+        assert_eq!((e.topic.as_str(), e.offset), ("t", 9));
+    }
+
+    #[test]
+    fn rejects_malformed_events_with_a_reason() {
+        for (line, reason) in [
+            ("{", "invalid JSON"),
+            ("[1]", "expected a JSON object"),
+            (r#"{"valu":"x"}"#, "unknown field `valu`"),
+            (r#"{"value":"x","value_base64":"eA=="}"#, "not both"),
+            (r#"{"value_base64":"!!"}"#, "not valid base64"),
+            (r#"{"partition":"0"}"#, "`partition` must be an integer"),
+            (r#"{"headers":{"h":1}}"#, "header `h`"),
+        ] {
+            let err = parse_event(line, 0).unwrap_err();
+            assert!(err.contains(reason), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn outputs_resolve_inherited_key_and_headers() {
+        let event = parse_event(r#"{"key":"k","value":"v","headers":{"h":"1"}}"#, 0).unwrap();
+        let inherit = Output {
+            topic: None,
+            key: None,
+            value: Some(vec![0xff]),
+            headers: None,
+        };
+        assert_eq!(
+            output_json(&event, &inherit),
+            json!({"topic":null,"key":"k","value_base64":"/w==","headers":[["h","1"]]})
+        );
+        let explicit = Output {
+            topic: Some("t".into()),
+            key: Some(b"x".to_vec()),
+            value: None,
+            headers: Some(vec![]),
+        };
+        assert_eq!(
+            output_json(&event, &explicit),
+            json!({"topic":"t","key":"x","value":null,"headers":[]})
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! The embedded broker: librdkafka's in-process mock cluster, for trying
+//! Sluice and running demos without a Kafka installation. Any Kafka client
+//! can connect to the address it prints. It keeps a few MiB per partition,
+//! so it is for demos and tests, not for production or long benchmarks.
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+
+/// A running mock cluster; dropping it stops the brokers.
+pub struct EmbeddedKafka {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+    bootstrap: String,
+}
+
+impl EmbeddedKafka {
+    /// Starts a one-broker cluster on a loopback port.
+    pub fn start() -> anyhow::Result<Self> {
+        let cluster = MockCluster::new(1)
+            .map_err(|e| anyhow::anyhow!("cannot start the embedded broker: {e}"))?;
+        let bootstrap = cluster.bootstrap_servers();
+        Ok(EmbeddedKafka { cluster, bootstrap })
+    }
+
+    /// The `host:port` list clients connect to.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Creates a topic (the mock cluster has no CreateTopics API).
+    pub fn create_topic(&self, name: &str, partitions: i32) -> anyhow::Result<()> {
+        self.cluster
+            .create_topic(name, partitions, 1)
+            .map_err(|e| anyhow::anyhow!("cannot create topic {name} on the embedded broker: {e}"))
+    }
+}

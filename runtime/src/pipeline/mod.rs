@@ -1,0 +1,675 @@
+//! A running pipeline: a consumer-group member that reads its input topics,
+//! batches events per partition, fans the batches out to worker threads
+//! (one chain of plugin instances each), and stores offsets only when all
+//! that an event led to is safely written.
+//!
+//! Threads and what they own:
+//! - the *poll thread* owns the consumer and the [`tracker::Tracker`]; it
+//!   never blocks on anything but the consumer's poll, so delivery reports
+//!   and rebalances are always served;
+//! - each *worker* owns a [`chain::Chain`] and processes the batches of the
+//!   partitions hashed to it, in order;
+//! - the producer's own thread reports deliveries into the control channel.
+//!
+//! Back-pressure: a partition with too many offsets in flight, or whose
+//! worker's inbox is full, is paused at the consumer and resumed when it
+//! drains. Every queue is bounded.
+
+pub mod chain;
+pub mod sink;
+pub mod tracker;
+pub mod worker;
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{ClientContext, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{KafkaConfig, PipelineConfig};
+use crate::kafka;
+use crate::plugin::{CompiledPlugin, Event, InstanceSettings, PluginRunner};
+use chain::Chain;
+use sink::{Control, Sink};
+use tracker::{Tp, Tracker};
+use worker::{Batch, WorkerMsg, WorkerShared};
+
+/// Batches a worker may have queued before its partitions are paused.
+const WORKER_INBOX: usize = 8;
+/// Delivery reports and worker notes waiting for the poll thread.
+const CONTROL_CAPACITY: usize = 1 << 16;
+/// How long a consumer poll waits for the first event of a round.
+const POLL_WAIT: Duration = Duration::from_millis(50);
+/// How long shutdown waits for outstanding records before giving up.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Delay before a refused dead letter is written again. librdkafka has
+/// already retried it for `message.timeout.ms` by then.
+const DLQ_RETRY: Duration = Duration::from_millis(500);
+
+/// New plugin instances for every worker of a pipeline, ready to swap in.
+pub struct PreparedSwap {
+    chains: Vec<Chain>,
+}
+
+/// A pipeline started by [`Pipeline::start`]; stop it with
+/// [`Pipeline::stop`] to drain and commit.
+pub struct Pipeline {
+    config: PipelineConfig,
+    cancel: CancellationToken,
+    thread: Option<JoinHandle<anyhow::Result<()>>>,
+    workers: Vec<SyncSender<WorkerMsg>>,
+}
+
+impl Pipeline {
+    /// Starts one instance of every step per worker (running `init`), then
+    /// the consumer. Plugin problems are reported before joining the group.
+    pub fn start(
+        config: &PipelineConfig,
+        kafka: &KafkaConfig,
+        brokers: &str,
+        plugins: &[Arc<CompiledPlugin>],
+    ) -> anyhow::Result<Pipeline> {
+        let chains = (0..config.workers.max(1))
+            .map(|_| build_chain(config, plugins))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+
+        let (control_tx, control_rx) = mpsc::sync_channel(CONTROL_CAPACITY);
+        let sink = Arc::new(
+            Sink::new(
+                &kafka::producer_config(kafka, brokers),
+                control_tx.clone(),
+                config.dlq.clone(),
+            )
+            .with_context(|| format!("pipeline {}: cannot create the producer", config.name))?,
+        );
+        let context = GroupContext::default();
+        let consumer: BaseConsumer<GroupContext> =
+            kafka::consumer_config(kafka, brokers, &config.group_id)
+                .create_with_context(context)
+                .with_context(|| format!("pipeline {}: cannot create the consumer", config.name))?;
+        let topics: Vec<&str> = config.inputs.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .with_context(|| format!("pipeline {}: cannot subscribe to {topics:?}", config.name))?;
+
+        let shared = Arc::new(WorkerShared {
+            pipeline: config.name.as_str().into(),
+            output_topic: config.output.clone(),
+            allowed_outputs: config.allowed_outputs.clone(),
+            retry: config.retry.clone(),
+            sink: sink.clone(),
+            control: control_tx,
+            metrics: crate::metrics::global().pipeline(&config.name),
+        });
+        let mut worker_txs = Vec::new();
+        let mut worker_threads = Vec::new();
+        for (index, chain) in chains.into_iter().enumerate() {
+            let (tx, rx) = mpsc::sync_channel(WORKER_INBOX);
+            let shared = shared.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("sluice-{}-w{index}", config.name))
+                .spawn(move || worker::run(chain, rx, shared))
+                .context("cannot start a worker thread")?;
+            worker_txs.push(tx);
+            worker_threads.push(thread);
+        }
+        drop(shared);
+
+        let cancel = CancellationToken::new();
+        let mut poller = Poller {
+            name: config.name.clone(),
+            consumer,
+            sink,
+            control: control_rx,
+            workers: worker_txs.clone(),
+            worker_threads,
+            parked: (0..worker_txs.len()).map(|_| VecDeque::new()).collect(),
+            tracker: Tracker::default(),
+            assigned: HashMap::new(),
+            pending: HashMap::new(),
+            paused: HashMap::new(),
+            dlq_retries: Vec::new(),
+            batch_size: config.batch_size.max(1),
+            max_in_flight: (config.batch_size.max(1) * 8).max(1024),
+            cancel: cancel.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("sluice-{}-poll", config.name))
+            .spawn(move || poller.run())
+            .context("cannot start the poll thread")?;
+        tracing::info!(
+            pipeline = %config.name,
+            inputs = ?config.inputs,
+            output = %config.output,
+            dlq = %config.dlq,
+            plugins = ?plugins.iter().map(|p| format!("{}@{}", p.name(), short(p.digest()))).collect::<Vec<_>>(),
+            workers = config.workers,
+            "pipeline started"
+        );
+        Ok(Pipeline {
+            config: config.clone(),
+            cancel,
+            thread: Some(thread),
+            workers: worker_txs,
+        })
+    }
+
+    /// The configuration it runs.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// Starts fresh instances of `plugins` (running `init`) for every
+    /// worker, off the hot path. Nothing changes until [`Pipeline::swap`].
+    pub fn prepare(&self, plugins: &[Arc<CompiledPlugin>]) -> anyhow::Result<PreparedSwap> {
+        let chains = (0..self.workers.len())
+            .map(|_| build_chain(&self.config, plugins))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(PreparedSwap { chains })
+    }
+
+    /// Hands each worker its new instances; each switches between two
+    /// batches, so every partition (owned by one worker) switches at one
+    /// point in its stream.
+    pub fn swap(&self, prepared: PreparedSwap) -> anyhow::Result<()> {
+        for (tx, chain) in self.workers.iter().zip(prepared.chains) {
+            tx.send(WorkerMsg::Swap(chain))
+                .map_err(|_| anyhow::anyhow!("pipeline {} is stopping", self.config.name))?;
+        }
+        Ok(())
+    }
+
+    /// Asks the pipeline to stop without waiting; [`Pipeline::stop`] waits.
+    pub fn begin_stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Stops fetching, finishes the batches in flight, waits for their
+    /// records to be acknowledged, commits and leaves the group.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        self.workers.clear();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => anyhow::bail!("pipeline {}: poll thread panicked", self.config.name),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the pipeline stopped by itself (a fatal error).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+fn build_chain(config: &PipelineConfig, plugins: &[Arc<CompiledPlugin>]) -> anyhow::Result<Chain> {
+    let runners = config
+        .steps
+        .iter()
+        .zip(plugins)
+        .map(|(step, plugin)| {
+            let settings = Arc::new(InstanceSettings {
+                limits: config.limits.clone(),
+                sandbox: config.sandbox.clone(),
+                config: step.config.clone(),
+            });
+            PluginRunner::start(plugin.clone(), settings)
+                .with_context(|| format!("pipeline {}", config.name))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Chain::new(runners))
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
+
+/// Rebalance news, collected in the consumer's callbacks (which run inside
+/// `poll` on the poll thread) and handled right after.
+#[derive(Default)]
+struct GroupContext {
+    news: Mutex<Vec<GroupNews>>,
+}
+
+enum GroupNews {
+    Assigned(Vec<(String, i32)>),
+    Revoked(Vec<(String, i32)>),
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.push(GroupNews::Revoked(partitions_of(tpl)));
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => self.push(GroupNews::Assigned(partitions_of(tpl))),
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+impl GroupContext {
+    fn push(&self, news: GroupNews) {
+        self.news
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(news);
+    }
+
+    fn take(&self) -> Vec<GroupNews> {
+        std::mem::take(&mut *self.news.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// A dead letter waiting to be written again.
+struct DlqRetry {
+    at: Instant,
+    tp: Tp,
+    generation: u64,
+    offset: i64,
+    dead_letter: Arc<crate::dlq::DeadLetter>,
+}
+
+/// The poll thread's state.
+struct Poller {
+    name: String,
+    consumer: BaseConsumer<GroupContext>,
+    sink: Arc<Sink>,
+    control: Receiver<Control>,
+    workers: Vec<SyncSender<WorkerMsg>>,
+    worker_threads: Vec<JoinHandle<()>>,
+    /// Batches that did not fit a worker's inbox, per worker, in order.
+    parked: Vec<VecDeque<Batch>>,
+    tracker: Tracker,
+    /// Assigned partitions by (topic, partition), with their `Tp`.
+    assigned: HashMap<(String, i32), Tp>,
+    /// Events read but not yet dispatched, per partition.
+    pending: HashMap<Tp, Vec<Event>>,
+    /// Partitions paused for back-pressure.
+    paused: HashMap<Tp, ()>,
+    dlq_retries: Vec<DlqRetry>,
+    batch_size: usize,
+    max_in_flight: usize,
+    cancel: CancellationToken,
+}
+
+impl Poller {
+    fn run(&mut self) -> anyhow::Result<()> {
+        while !self.cancel.is_cancelled() {
+            self.poll_round();
+            self.handle_group_news();
+            self.dispatch_all();
+            self.drain_control();
+            self.retry_dead_letters();
+            self.update_pauses();
+        }
+        self.shutdown()
+    }
+
+    /// Reads what is available, up to a few batches' worth.
+    fn poll_round(&mut self) {
+        let mut wait = POLL_WAIT;
+        for _ in 0..self.batch_size * 4 {
+            match self.consumer.poll(wait) {
+                None => break,
+                Some(Ok(message)) => {
+                    let event = to_event(&message);
+                    drop(message);
+                    self.accept(event);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(pipeline = %self.name, error = %e, "consumer error");
+                    break;
+                }
+            }
+            wait = Duration::ZERO;
+        }
+    }
+
+    fn accept(&mut self, event: Event) {
+        // Rebalance callbacks run inside poll; apply them before routing.
+        self.handle_group_news();
+        let key = (event.topic.clone(), event.partition);
+        let Some(tp) = self.assigned.get(&key).cloned() else {
+            // Only possible for a partition just revoked: its offsets are no
+            // longer ours to store, so its new owner reads it again.
+            tracing::debug!(
+                topic = key.0,
+                partition = key.1,
+                "event of an unassigned partition; left to its owner"
+            );
+            return;
+        };
+        let batch = self.pending.entry(tp.clone()).or_default();
+        batch.push(event);
+        if batch.len() >= self.batch_size {
+            self.dispatch(&tp);
+        }
+    }
+
+    fn handle_group_news(&mut self) {
+        for news in self.consumer.context().take() {
+            match news {
+                GroupNews::Assigned(list) => {
+                    for (topic, partition) in list {
+                        let tp = Tp {
+                            topic: topic.as_str().into(),
+                            partition,
+                        };
+                        self.tracker.assign(tp.clone());
+                        tracing::info!(pipeline = %self.name, topic, partition, "partition assigned");
+                        self.assigned.insert((topic, partition), tp);
+                    }
+                }
+                GroupNews::Revoked(list) => {
+                    for (topic, partition) in list {
+                        if let Some(tp) = self.assigned.remove(&(topic.clone(), partition)) {
+                            self.tracker.revoke(&tp);
+                            self.pending.remove(&tp);
+                            self.paused.remove(&tp);
+                            tracing::info!(pipeline = %self.name, topic, partition, "partition revoked");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn dispatch_all(&mut self) {
+        let tps: Vec<Tp> = self.pending.keys().cloned().collect();
+        for tp in tps {
+            self.dispatch(&tp);
+        }
+        self.unpark();
+    }
+
+    /// Hands a partition's pending events to its worker.
+    fn dispatch(&mut self, tp: &Tp) {
+        let Some(events) = self.pending.remove(tp).filter(|e| !e.is_empty()) else {
+            return;
+        };
+        let Some(generation) = self.tracker.generation(tp) else {
+            return;
+        };
+        for event in &events {
+            self.tracker.dispatched(tp, event.offset);
+        }
+        let batch = Batch {
+            tp: tp.clone(),
+            generation,
+            events,
+        };
+        let worker = worker_of(tp, self.workers.len());
+        if !self.parked[worker].is_empty() {
+            self.parked[worker].push_back(batch);
+            self.pause(tp);
+            return;
+        }
+        match self.workers[worker].try_send(WorkerMsg::Batch(batch)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(WorkerMsg::Batch(batch))) => {
+                self.parked[worker].push_back(batch);
+                self.pause(tp);
+            }
+            Err(_) => tracing::error!(pipeline = %self.name, "a worker is gone"),
+        }
+    }
+
+    /// Moves parked batches into worker inboxes as room frees up.
+    fn unpark(&mut self) {
+        for (worker, queue) in self.parked.iter_mut().enumerate() {
+            while let Some(batch) = queue.pop_front() {
+                match self.workers[worker].try_send(WorkerMsg::Batch(batch)) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(WorkerMsg::Batch(batch))) => {
+                        queue.push_front(batch);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    fn drain_control(&mut self) {
+        loop {
+            match self.control.try_recv() {
+                Ok(control) => self.apply(control),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn apply(&mut self, control: Control) {
+        let stored = match control {
+            Control::Processed {
+                tp,
+                generation,
+                counts,
+            } => {
+                let mut stored = None;
+                for (offset, records) in counts {
+                    stored = self
+                        .tracker
+                        .processed(&tp, generation, offset, records)
+                        .or(stored);
+                }
+                stored.map(|o| (tp, o))
+            }
+            Control::Delivered {
+                tp,
+                generation,
+                offset,
+            } => self
+                .tracker
+                .acknowledged(&tp, generation, offset)
+                .map(|o| (tp, o)),
+            Control::OutputFailed {
+                tp,
+                generation,
+                offset,
+                dead_letter,
+            } => {
+                tracing::warn!(pipeline = %self.name, topic = &*tp.topic, partition = tp.partition, offset, "an output could not be written; dead-lettering its event");
+                self.tracker.added(&tp, generation, offset);
+                self.sink
+                    .send_dead_letter(tp.clone(), generation, offset, dead_letter);
+                self.tracker
+                    .acknowledged(&tp, generation, offset)
+                    .map(|o| (tp, o))
+            }
+            Control::DeadLetterFailed {
+                tp,
+                generation,
+                offset,
+                dead_letter,
+                error,
+            } => {
+                tracing::error!(pipeline = %self.name, topic = &*tp.topic, partition = tp.partition, offset, %error, "cannot write to the DLQ; the partition waits and retries");
+                self.dlq_retries.push(DlqRetry {
+                    at: Instant::now() + DLQ_RETRY,
+                    tp,
+                    generation,
+                    offset,
+                    dead_letter,
+                });
+                None
+            }
+        };
+        if let Some((tp, offset)) = stored
+            && let Err(e) = self.consumer.store_offset(&tp.topic, tp.partition, offset)
+        {
+            tracing::debug!(pipeline = %self.name, topic = &*tp.topic, partition = tp.partition, offset, error = %e, "cannot store offset");
+        }
+    }
+
+    fn retry_dead_letters(&mut self) {
+        let now = Instant::now();
+        let due: Vec<DlqRetry>;
+        (due, self.dlq_retries) = std::mem::take(&mut self.dlq_retries)
+            .into_iter()
+            .partition(|r| r.at <= now);
+        for retry in due {
+            if self.tracker.generation(&retry.tp) != Some(retry.generation) {
+                continue;
+            }
+            self.sink
+                .send_dead_letter(retry.tp, retry.generation, retry.offset, retry.dead_letter);
+        }
+    }
+
+    /// Pauses partitions with too much in flight, resumes drained ones.
+    fn update_pauses(&mut self) {
+        let parked: Vec<Tp> = self
+            .parked
+            .iter()
+            .flat_map(|q| q.iter().map(|b| b.tp.clone()))
+            .collect();
+        let resumable: Vec<Tp> = self
+            .paused
+            .keys()
+            .filter(|tp| {
+                !parked.contains(tp) && self.tracker.in_flight(tp) <= self.max_in_flight / 2
+            })
+            .cloned()
+            .collect();
+        for tp in resumable {
+            self.paused.remove(&tp);
+            self.set_paused(&tp, false);
+        }
+        let heavy: Vec<Tp> = self
+            .assigned
+            .values()
+            .filter(|tp| {
+                !self.paused.contains_key(*tp) && self.tracker.in_flight(tp) > self.max_in_flight
+            })
+            .cloned()
+            .collect();
+        for tp in heavy {
+            self.pause(&tp);
+        }
+    }
+
+    fn pause(&mut self, tp: &Tp) {
+        if self.paused.insert(tp.clone(), ()).is_none() {
+            self.set_paused(tp, true);
+        }
+    }
+
+    fn set_paused(&self, tp: &Tp, paused: bool) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&tp.topic, tp.partition);
+        let result = if paused {
+            self.consumer.pause(&tpl)
+        } else {
+            self.consumer.resume(&tpl)
+        };
+        if let Err(e) = result {
+            tracing::debug!(pipeline = %self.name, topic = &*tp.topic, partition = tp.partition, paused, error = %e, "cannot pause/resume");
+        }
+    }
+
+    /// Drains: dispatches what was read, lets workers finish, waits for
+    /// every record to be acknowledged, stores and commits offsets.
+    fn shutdown(&mut self) -> anyhow::Result<()> {
+        tracing::info!(pipeline = %self.name, "stopping: draining in-flight events");
+        self.handle_group_news();
+        self.dispatch_all();
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        // Parked batches still need a worker; feed them while draining.
+        while self.parked.iter().any(|q| !q.is_empty()) && Instant::now() < deadline {
+            self.unpark();
+            self.drain_control();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.workers.clear();
+        for thread in std::mem::take(&mut self.worker_threads) {
+            while !thread.is_finished() {
+                self.drain_control();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let _ = thread.join();
+        }
+        loop {
+            self.drain_control();
+            self.retry_dead_letters();
+            let in_flight = self.sink.flush(Duration::from_millis(100));
+            self.drain_control();
+            if (in_flight == 0 && self.dlq_retries.is_empty()) || Instant::now() >= deadline {
+                if !self.tracker.is_idle() {
+                    tracing::warn!(pipeline = %self.name, "stopping with events still in flight; they will be processed again");
+                }
+                break;
+            }
+        }
+        match self
+            .consumer
+            .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        {
+            Ok(()) => {}
+            // Nothing stored since the last commit.
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                rdkafka::types::RDKafkaErrorCode::NoOffset,
+            )) => {}
+            Err(e) => tracing::warn!(pipeline = %self.name, error = %e, "final commit failed"),
+        }
+        self.consumer.unsubscribe();
+        tracing::info!(pipeline = %self.name, "stopped");
+        Ok(())
+    }
+}
+
+/// The worker that owns a partition.
+fn worker_of(tp: &Tp, workers: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tp.hash(&mut h);
+    (h.finish() % workers.max(1) as u64) as usize
+}
+
+/// Copies a Kafka message into the event a plugin sees.
+fn to_event(message: &BorrowedMessage<'_>) -> Event {
+    let headers = message
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Event {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp_ms: message.timestamp().to_millis(),
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}

@@ -1,0 +1,251 @@
+//! A pipeline worker: a thread that owns one instance of every chain step,
+//! takes batches of events (all from one partition, in offset order),
+//! processes them, retries what may pass, and hands outputs and dead
+//! letters to the sink. Partitions map to workers by hash, so one
+//! partition's batches are always handled in order by the same worker.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use rdkafka::message::{Header, OwnedHeaders};
+
+use super::chain::{Chain, ChainOutcome, StepFailure};
+use super::sink::{
+    Control, DIGEST_HEADER, Delivery, Origin, PLUGIN_HEADER, Payload, RecordRef, Sink,
+};
+use super::tracker::Tp;
+use crate::config::RetryPolicy;
+use crate::dlq::{Culprit, DeadLetter};
+use crate::plugin::{Event, Failure, FailureKind};
+
+/// Events of one partition, in offset order.
+pub struct Batch {
+    pub tp: Tp,
+    pub generation: u64,
+    pub events: Vec<Event>,
+}
+
+/// What a worker is told to do.
+pub enum WorkerMsg {
+    /// Process a batch.
+    Batch(Batch),
+    /// Use these plugin instances from the next batch on (hot reload).
+    Swap(Chain),
+}
+
+/// What every worker of a pipeline shares.
+pub struct WorkerShared {
+    pub pipeline: Arc<str>,
+    pub output_topic: String,
+    pub allowed_outputs: BTreeSet<String>,
+    pub retry: RetryPolicy,
+    pub sink: Arc<Sink>,
+    pub control: SyncSender<Control>,
+    pub metrics: crate::metrics::PipelineMetrics,
+}
+
+impl WorkerShared {
+    fn allows(&self, topic: &str) -> bool {
+        topic == self.output_topic || self.allowed_outputs.contains(topic)
+    }
+}
+
+/// The worker thread's body: runs until its channel closes (shutdown drains
+/// whatever was queued first).
+pub fn run(mut chain: Chain, inbox: Receiver<WorkerMsg>, shared: Arc<WorkerShared>) {
+    while let Ok(msg) = inbox.recv() {
+        match msg {
+            WorkerMsg::Batch(batch) => handle(&mut chain, batch, &shared),
+            WorkerMsg::Swap(next) => chain = next,
+        }
+    }
+}
+
+fn handle(chain: &mut Chain, batch: Batch, shared: &WorkerShared) {
+    let Batch {
+        tp,
+        generation,
+        events,
+    } = batch;
+    let first = events.first().map_or(-1, |e| e.offset);
+    let span = tracing::debug_span!(
+        "batch",
+        pipeline = &*shared.pipeline,
+        topic = &*tp.topic,
+        partition = tp.partition,
+        offset = first,
+        events = events.len(),
+    );
+    let _entered = span.enter();
+
+    shared.metrics.events.inc_by(events.len() as u64);
+    let mut outcomes = chain.process(&events);
+    let attempts = retry(chain, &events, &mut outcomes, &shared.retry);
+    for outcome in outcomes.iter_mut() {
+        reject_disallowed(outcome, chain, shared);
+    }
+
+    let counts = events
+        .iter()
+        .zip(&outcomes)
+        .map(|(event, outcome)| {
+            let records = match outcome {
+                Ok(outputs) => outputs.len() as u32,
+                Err(_) => 1,
+            };
+            (event.offset, records)
+        })
+        .collect();
+    // Announce the record counts before any record can be acknowledged.
+    if shared
+        .control
+        .send(Control::Processed {
+            tp: tp.clone(),
+            generation,
+            counts,
+        })
+        .is_err()
+    {
+        return;
+    }
+
+    let Some(last) = chain.last_plugin() else {
+        return;
+    };
+    let origin = Arc::new(Origin {
+        pipeline: shared.pipeline.clone(),
+        plugin: last.name().clone(),
+        digest: last.digest().clone(),
+    });
+    for ((event, outcome), attempts) in events.into_iter().zip(outcomes).zip(attempts) {
+        match outcome {
+            Ok(outputs) if outputs.is_empty() => {}
+            Ok(outputs) => {
+                shared.metrics.outputs.inc_by(outputs.len() as u64);
+                let event = Arc::new(event);
+                for output in &outputs {
+                    let topic = output.topic.as_deref().unwrap_or(&shared.output_topic);
+                    let key = output.key.as_deref().or(event.key.as_deref());
+                    let headers = output.headers.as_ref().unwrap_or(&event.headers);
+                    let record = RecordRef {
+                        topic,
+                        key,
+                        value: output.value.as_deref(),
+                        headers: output_headers(headers, &origin),
+                        timestamp_ms: event.timestamp_ms,
+                    };
+                    let delivery = Box::new(Delivery {
+                        tp: tp.clone(),
+                        generation,
+                        offset: event.offset,
+                        payload: Payload::Output {
+                            event: event.clone(),
+                            by: origin.clone(),
+                        },
+                    });
+                    shared.sink.send(record, delivery);
+                }
+            }
+            Err(StepFailure { failure, step }) => {
+                let plugin = chain.plugin(step).or(chain.last_plugin());
+                let (name, digest) = plugin.map_or(("?", "?"), |p| (&**p.name(), &**p.digest()));
+                let culprit = Culprit {
+                    pipeline: &shared.pipeline,
+                    plugin: name,
+                    digest,
+                };
+                tracing::debug!(offset = event.offset, plugin = name, %failure, "dead-lettering event");
+                shared.metrics.dead_letter(failure.kind.as_str());
+                let dl = DeadLetter::new(&event, &failure, &culprit, attempts);
+                shared
+                    .sink
+                    .send_dead_letter(tp.clone(), generation, event.offset, Arc::new(dl));
+            }
+        }
+    }
+}
+
+/// Retries events that failed as `retryable`, one at a time with backoff,
+/// until they succeed, fail otherwise, or run out of attempts. Returns how
+/// many attempts each event took.
+fn retry(
+    chain: &mut Chain,
+    events: &[Event],
+    outcomes: &mut [ChainOutcome],
+    policy: &RetryPolicy,
+) -> Vec<u32> {
+    let mut attempts = vec![1u32; events.len()];
+    for (i, event) in events.iter().enumerate() {
+        while is_retryable(&outcomes[i]) && attempts[i] < policy.attempts {
+            std::thread::sleep(policy.backoff_for(attempts[i]));
+            attempts[i] += 1;
+            if let Some(outcome) = chain.process(std::slice::from_ref(event)).pop() {
+                outcomes[i] = outcome;
+            }
+        }
+        if let Err(StepFailure { failure, .. }) = &mut outcomes[i]
+            && failure.kind == FailureKind::Retryable
+        {
+            *failure = Failure::new(
+                FailureKind::RetriesExhausted,
+                format!(
+                    "gave up after {} attempts: {}",
+                    attempts[i], failure.message
+                ),
+            );
+        }
+    }
+    attempts
+}
+
+fn is_retryable(outcome: &ChainOutcome) -> bool {
+    matches!(outcome, Err(StepFailure { failure, .. }) if failure.kind == FailureKind::Retryable)
+}
+
+/// Fails an event whose outputs go to a topic the pipeline does not allow;
+/// none of its outputs are written.
+fn reject_disallowed(outcome: &mut ChainOutcome, chain: &Chain, shared: &WorkerShared) {
+    let Ok(outputs) = outcome else { return };
+    let Some(topic) = outputs
+        .iter()
+        .filter_map(|o| o.topic.as_deref())
+        .find(|t| !shared.allows(t))
+    else {
+        return;
+    };
+    let message = format!(
+        "output to topic `{topic}`, which pipeline `{}` does not allow (allowed: {})",
+        shared.pipeline,
+        std::iter::once(shared.output_topic.as_str())
+            .chain(shared.allowed_outputs.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    *outcome = Err(StepFailure {
+        failure: Failure::new(FailureKind::OutputRejected, message),
+        step: chain.len().saturating_sub(1),
+    });
+}
+
+/// The headers of an output record: the plugin's (or inherited) headers
+/// without stale Sluice origin headers, then which plugin version made it.
+fn output_headers(headers: &[(String, Vec<u8>)], origin: &Origin) -> OwnedHeaders {
+    let mut out = OwnedHeaders::new_with_capacity(headers.len() + 2);
+    for (key, value) in headers {
+        if key != PLUGIN_HEADER && key != DIGEST_HEADER {
+            out = out.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+    }
+    out.insert(Header {
+        key: PLUGIN_HEADER,
+        value: Some(origin.plugin.as_bytes()),
+    })
+    .insert(Header {
+        key: DIGEST_HEADER,
+        value: Some(origin.digest.as_bytes()),
+    })
+}

@@ -1,0 +1,129 @@
+//! A plugin file turned into something ready to instantiate: read, hashed,
+//! compiled, its imports linked and its exports checked against the world.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+
+use super::PluginError;
+use super::bindings::ProcessorPre;
+use super::engine::PluginEngine;
+use super::host::HostState;
+
+/// The first eight bytes of a core WebAssembly module (not a component).
+const CORE_MODULE_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+
+/// A validated, compiled plugin. Instantiating it is cheap; compiling it is
+/// not, which is why hot reload compiles off the hot path.
+pub struct CompiledPlugin {
+    name: Arc<str>,
+    path: PathBuf,
+    digest: Arc<str>,
+    pre: ProcessorPre<HostState>,
+    engine: PluginEngine,
+}
+
+impl std::fmt::Debug for CompiledPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledPlugin")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompiledPlugin {
+    /// Reads and compiles the component at `path`, checking that it
+    /// implements the `processor` world. `name` labels errors and logs.
+    pub fn load(engine: &PluginEngine, name: &str, path: &Path) -> Result<Self, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_bytes(engine, name, path, &bytes)
+    }
+
+    /// Like [`CompiledPlugin::load`] for bytes already in memory; `path` is
+    /// only used in messages.
+    pub fn from_bytes(
+        engine: &PluginEngine,
+        name: &str,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Self, PluginError> {
+        let compile_error = |message: String| PluginError::Compile {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            message,
+        };
+        let wrong_world = |e: wasmtime::Error| PluginError::WrongWorld {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        };
+        if bytes.starts_with(&CORE_MODULE_HEADER) {
+            return Err(compile_error(
+                "this is a core WebAssembly module, not a component; build the plugin with \
+                 `cargo build --target wasm32-wasip2`"
+                    .into(),
+            ));
+        }
+        if !bytes.starts_with(b"\0asm") {
+            return Err(compile_error(
+                "not a WebAssembly file (no `\\0asm` header)".into(),
+            ));
+        }
+        let component =
+            Component::new(engine.engine(), bytes).map_err(|e| compile_error(format!("{e:#}")))?;
+        let instance_pre = engine
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(wrong_world)?;
+        let pre = ProcessorPre::new(instance_pre).map_err(wrong_world)?;
+        Ok(CompiledPlugin {
+            name: name.into(),
+            path: path.to_owned(),
+            digest: digest_of(bytes).into(),
+            pre,
+            engine: engine.clone(),
+        })
+    }
+
+    /// The name the plugin is known by in logs and DLQ headers.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The file it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `sha256:<hex>` of the file's bytes: which version produced a record.
+    pub fn digest(&self) -> &Arc<str> {
+        &self.digest
+    }
+
+    pub(crate) fn pre(&self) -> &ProcessorPre<HostState> {
+        &self.pre
+    }
+
+    pub(crate) fn engine(&self) -> &PluginEngine {
+        &self.engine
+    }
+}
+
+/// The digest of a plugin file as it appears in headers and logs.
+pub fn digest_of(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for byte in hash {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}

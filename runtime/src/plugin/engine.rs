@@ -1,0 +1,122 @@
+//! The shared wasmtime engine: one compiler configuration, one linker with
+//! the host imports, and the epoch ticker that enforces call deadlines.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use super::PluginError;
+use super::bindings::Processor;
+use super::host::HostState;
+
+/// How often the epoch advances. A call's deadline is rounded up to whole
+/// ticks, so this is also the precision of timeouts.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// A cheap-to-clone handle to the engine every plugin of a process shares.
+#[derive(Clone)]
+pub struct PluginEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: wasmtime::Engine,
+    linker: Linker<HostState>,
+    _ticker: EpochTicker,
+}
+
+impl PluginEngine {
+    /// Creates the engine and starts its epoch ticker thread, which stops
+    /// when the last handle is dropped.
+    pub fn new() -> Result<Self, PluginError> {
+        let engine_error = |e: wasmtime::Error| PluginError::Engine {
+            message: format!("{e:#}"),
+        };
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        // Deadlines by epoch interruption: a few percent of overhead, where
+        // fuel metering costs far more.
+        config.epoch_interruption(true);
+        // We call plugins synchronously, one call per batch; the async
+        // machinery would only add to the cost of every call.
+        config.concurrency_support(false);
+        let engine = wasmtime::Engine::new(&config).map_err(engine_error)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
+        Processor::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(engine_error)?;
+
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(PluginEngine {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        &self.inner.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.inner.linker
+    }
+
+    /// Number of epoch ticks that covers `deadline`, plus one because the
+    /// current tick may be almost over when the call starts.
+    pub(crate) fn deadline_ticks(deadline: Duration) -> u64 {
+        let tick = EPOCH_TICK.as_nanos();
+        (deadline.as_nanos().div_ceil(tick) as u64).max(1) + 1
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: wasmtime::Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sluice-epoch".into())
+            .spawn(move || {
+                // Count ticks against the clock, not against sleeps: a
+                // sleep that overshoots must not stretch every deadline.
+                let start = std::time::Instant::now();
+                let mut ticks: u128 = 0;
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    let due = start.elapsed().as_nanos() / EPOCH_TICK.as_nanos();
+                    while ticks < due {
+                        engine.increment_epoch();
+                        ticks += 1;
+                    }
+                }
+            })
+            .ok();
+        if thread.is_none() {
+            // Without the ticker no deadline can fire; that is a broken
+            // process, not a degraded one.
+            tracing::error!("cannot start the epoch ticker thread: plugin deadlines are off");
+        }
+        EpochTicker { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The per-instance host state (WASI context, resource table, memory
+//! limiter) and the `host` interface plugins import: logging into tracing.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::Level;
+use super::bindings::sluice::plugin::{host, types};
+use super::limits::MemoryLimiter;
+
+/// A log line from a plugin longer than this is cut, so a plugin cannot
+/// flood the host's log with one call.
+const MAX_LOG_LINE: usize = 4096;
+
+/// Everything a store holds for one plugin instance.
+pub struct HostState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) plugin: Arc<str>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: Level, mut message: String) {
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let plugin = &*self.plugin;
+        match level {
+            Level::Trace => tracing::trace!(target: "sluice::plugin", plugin, "{message}"),
+            Level::Debug => tracing::debug!(target: "sluice::plugin", plugin, "{message}"),
+            Level::Info => tracing::info!(target: "sluice::plugin", plugin, "{message}"),
+            Level::Warn => tracing::warn!(target: "sluice::plugin", plugin, "{message}"),
+            Level::Error => tracing::error!(target: "sluice::plugin", plugin, "{message}"),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! One live plugin instance: its store, its bindings and the calls into it,
+//! with every trap classified as timeout, memory or trap.
+
+use std::sync::Arc;
+
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+
+use super::bindings::{Event, Output, ProcessError, Processor};
+use super::compiled::CompiledPlugin;
+use super::engine::PluginEngine;
+use super::host::HostState;
+use super::limits::{Limits, MemoryLimiter};
+use super::sandbox::Sandbox;
+use super::stdio::TailBuffer;
+use super::{Failure, FailureKind, PluginError};
+
+/// How much of a plugin's stdout/stderr is kept, and attached to a trap.
+const STDIO_TAIL: usize = 1024;
+
+/// What a fresh instance needs besides the compiled plugin.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceSettings {
+    pub limits: Limits,
+    pub sandbox: Sandbox,
+    /// The `config` table handed to `init`.
+    pub config: Vec<(String, String)>,
+}
+
+/// A live instance. A trap leaves it in an unknown state, so the caller must
+/// drop it after any `Err` from [`Instance::process`].
+pub struct Instance {
+    store: Store<HostState>,
+    bindings: Processor,
+    stdio: TailBuffer,
+    deadline_ticks: u64,
+    limits: Limits,
+}
+
+impl Instance {
+    /// Instantiates `plugin` and runs its `init`.
+    pub fn start(
+        plugin: &CompiledPlugin,
+        settings: &InstanceSettings,
+    ) -> Result<Self, PluginError> {
+        let name = plugin.name();
+        let stdio = TailBuffer::new(STDIO_TAIL);
+        let wasi = settings.sandbox.build(&stdio)?;
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(settings.limits.memory_bytes),
+            plugin: Arc::clone(name),
+        };
+        let mut store = Store::new(plugin.engine().engine(), state);
+        store.limiter(|state| &mut state.limiter);
+        let deadline_ticks = PluginEngine::deadline_ticks(settings.limits.deadline);
+        store.set_epoch_deadline(deadline_ticks);
+        let bindings =
+            plugin
+                .pre()
+                .instantiate(&mut store)
+                .map_err(|e| PluginError::Instantiate {
+                    name: name.to_string(),
+                    message: format!("{e:#}"),
+                })?;
+        let mut instance = Instance {
+            store,
+            bindings,
+            stdio,
+            deadline_ticks,
+            limits: settings.limits.clone(),
+        };
+        match instance
+            .bindings
+            .call_init(&mut instance.store, &settings.config)
+        {
+            Ok(Ok(())) => Ok(instance),
+            Ok(Err(message)) => Err(PluginError::Init {
+                name: name.to_string(),
+                message,
+            }),
+            Err(trap) => Err(PluginError::Init {
+                name: name.to_string(),
+                message: instance.classify(trap).to_string(),
+            }),
+        }
+    }
+
+    /// One `process` call. `Err` means the call trapped and the instance
+    /// must be discarded.
+    pub fn process(
+        &mut self,
+        events: &[Event],
+    ) -> Result<Vec<Result<Vec<Output>, ProcessError>>, Failure> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.store.data_mut().limiter.refused = false;
+        self.stdio.clear();
+        match self.bindings.call_process(&mut self.store, events) {
+            Ok(outcomes) => Ok(outcomes),
+            Err(trap) => Err(self.classify(trap)),
+        }
+    }
+
+    /// Turns a trap into the failure it stands for.
+    fn classify(&mut self, error: wasmtime::Error) -> Failure {
+        let stderr = self.stdio.tail(STDIO_TAIL);
+        let with_stderr = |message: String| {
+            if stderr.is_empty() {
+                message
+            } else {
+                format!("{message}; plugin stderr: {stderr}")
+            }
+        };
+        if matches!(
+            error.downcast_ref::<wasmtime::Trap>(),
+            Some(wasmtime::Trap::Interrupt)
+        ) {
+            return Failure::new(
+                FailureKind::Timeout,
+                format!(
+                    "call exceeded its deadline of {} ms",
+                    self.limits.deadline.as_millis()
+                ),
+            );
+        }
+        if self.store.data().limiter.refused {
+            return Failure::new(
+                FailureKind::Memory,
+                with_stderr(format!(
+                    "plugin exceeded its memory cap of {} MiB",
+                    self.limits.memory_bytes >> 20
+                )),
+            );
+        }
+        let message = match error.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{error:#}"),
+        };
+        Failure::new(FailureKind::Trap, with_stderr(message))
+    }
+}

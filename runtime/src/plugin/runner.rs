@@ -1,0 +1,150 @@
+//! The per-worker plugin driver: keeps one instance alive across batches,
+//! replaces it after a trap, and when a batch fails as a whole, retries its
+//! events one by one so only the culprit fails.
+
+use std::sync::Arc;
+
+use super::bindings::{Event, Output};
+use super::compiled::CompiledPlugin;
+use super::instance::{Instance, InstanceSettings};
+use super::{Failure, FailureKind, PluginError};
+
+/// What became of one event: the records to write (empty = filtered out),
+/// or why it failed.
+pub type Outcome = Result<Vec<Output>, Failure>;
+
+/// Drives one plugin for one worker. Not shared between threads: each
+/// partition worker owns its runner, so calls never contend.
+pub struct PluginRunner {
+    plugin: Arc<CompiledPlugin>,
+    settings: Arc<InstanceSettings>,
+    instance: Option<Instance>,
+}
+
+impl PluginRunner {
+    /// Starts the first instance (running `init`), so a plugin that cannot
+    /// start is reported before any event is read.
+    pub fn start(
+        plugin: Arc<CompiledPlugin>,
+        settings: Arc<InstanceSettings>,
+    ) -> Result<Self, PluginError> {
+        let instance = Instance::start(&plugin, &settings)?;
+        Ok(PluginRunner {
+            plugin,
+            settings,
+            instance: Some(instance),
+        })
+    }
+
+    /// The plugin this runner drives.
+    pub fn plugin(&self) -> &Arc<CompiledPlugin> {
+        &self.plugin
+    }
+
+    /// Processes a batch: one outcome per event, in order. Never fails as a
+    /// whole; every problem is reported against the events it concerns.
+    pub fn process(&mut self, events: &[Event]) -> Vec<Outcome> {
+        if events.is_empty() {
+            return Vec::new();
+        }
+        match self.call(events) {
+            Ok(outcomes) => outcomes,
+            Err(failure) if events.len() == 1 => vec![Err(failure)],
+            Err(failure) => {
+                tracing::debug!(
+                    plugin = &*self.plugin.name().clone(),
+                    events = events.len(),
+                    %failure,
+                    "batch failed; retrying its events one by one"
+                );
+                events
+                    .iter()
+                    .map(|event| match self.call(std::slice::from_ref(event)) {
+                        Ok(mut outcomes) => outcomes.pop().unwrap_or_else(|| {
+                            Err(Failure::new(
+                                FailureKind::Trap,
+                                "plugin returned no outcome",
+                            ))
+                        }),
+                        Err(failure) => Err(failure),
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// One call into the plugin, starting a fresh instance first if the last
+    /// one trapped. `Err` fails every event of the call.
+    fn call(&mut self, events: &[Event]) -> Result<Vec<Outcome>, Failure> {
+        let instance = match &mut self.instance {
+            Some(instance) => instance,
+            slot @ None => {
+                slot.insert(Instance::start(&self.plugin, &self.settings).map_err(|e| {
+                    Failure::new(FailureKind::Trap, format!("cannot restart the plugin: {e}"))
+                })?)
+            }
+        };
+        let results = match instance.process(events) {
+            Ok(results) => results,
+            Err(failure) => {
+                // A trapped instance may hold half-updated state: never reuse it.
+                self.instance = None;
+                return Err(failure);
+            }
+        };
+        if results.len() != events.len() {
+            self.instance = None;
+            return Err(Failure::new(
+                FailureKind::Trap,
+                format!(
+                    "plugin broke the contract: {} outcomes for {} events",
+                    results.len(),
+                    events.len()
+                ),
+            ));
+        }
+        let max_output_bytes = self.settings.limits.max_output_bytes;
+        Ok(results
+            .into_iter()
+            .zip(events)
+            .map(|(result, event)| {
+                let outputs = result.map_err(Failure::from)?;
+                check_sizes(event, &outputs, max_output_bytes)?;
+                Ok(outputs)
+            })
+            .collect())
+    }
+}
+
+/// Rejects an event whose outputs include a record over the size cap.
+fn check_sizes(event: &Event, outputs: &[Output], max: usize) -> Result<(), Failure> {
+    for (index, output) in outputs.iter().enumerate() {
+        let size = output_size(event, output);
+        if size > max {
+            return Err(Failure::new(
+                FailureKind::OutputRejected,
+                format!("output {index} is {size} bytes, over the cap of {max} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Bytes the record written for `output` occupies: key, value and headers,
+/// counting what it inherits from `event`.
+pub fn output_size(event: &Event, output: &Output) -> usize {
+    let key = output
+        .key
+        .as_ref()
+        .or(event.key.as_ref())
+        .map_or(0, Vec::len);
+    let value = output.value.as_ref().map_or(0, Vec::len);
+    let headers = output
+        .headers
+        .as_ref()
+        .unwrap_or(&event.headers)
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum::<usize>();
+    key + value + headers
+}

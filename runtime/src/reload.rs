@@ -1,0 +1,123 @@
+//! Noticing edits while running: file-system events on the config file and
+//! the plugins directory (debounced), a periodic look for filesystems where
+//! events are unreliable (container volumes, network mounts), and SIGHUP.
+//! Every trigger leads to [`Supervisor::reconcile`], which compares files
+//! with what was loaded, so a missed or duplicated event costs nothing.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+
+use crate::shutdown;
+use crate::supervisor::Supervisor;
+
+/// How reload triggers are produced.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Look at the files this often even without events; `None` turns the
+    /// periodic look off.
+    pub poll_interval: Option<Duration>,
+    /// Quiet time after the last file event before acting on it.
+    pub debounce: Duration,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            poll_interval: Some(Duration::from_secs(2)),
+            debounce: Duration::from_millis(300),
+        }
+    }
+}
+
+/// Runs until SIGINT/SIGTERM, reloading on edits and SIGHUP. Returns the
+/// name of the stop signal.
+pub async fn serve(supervisor: &mut Supervisor, options: &WatchOptions) -> &'static str {
+    let (tx, mut events) = mpsc::channel::<()>(1);
+    let _watcher = watch(supervisor.watched_dirs(), tx);
+    let mut hangup = hangup_signal();
+    let mut poll = options.poll_interval.map(tokio::time::interval);
+    let stop = shutdown::signal();
+    tokio::pin!(stop);
+    loop {
+        let look = tokio::select! {
+            signal = &mut stop => return signal,
+            Some(()) = events.recv() => {
+                // Let a burst of events (a copy, an editor's save) end first.
+                while tokio::time::timeout(options.debounce, events.recv()).await.is_ok() {}
+                "file event"
+            }
+            Some(()) = recv_hangup(&mut hangup) => "SIGHUP",
+            _ = tick(&mut poll) => "periodic check",
+        };
+        tracing::debug!(trigger = look, "looking for changed files");
+        // Reconciling blocks this task (compiles, waits for files to
+        // settle); pipelines run on their own threads meanwhile.
+        let mut again = tokio::task::block_in_place(|| supervisor.reconcile());
+        while again {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            again = tokio::task::block_in_place(|| supervisor.reconcile());
+        }
+    }
+}
+
+/// Watches `dirs` (not recursively); each event nudges the channel. A
+/// failure to watch is logged: the periodic look still works.
+fn watch(dirs: Vec<PathBuf>, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    let handler = move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            // A full channel already holds a nudge; that is enough.
+            let _ = tx.try_send(());
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch files; relying on periodic checks and SIGHUP");
+            return None;
+        }
+    };
+    for dir in dirs {
+        if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory; relying on periodic checks and SIGHUP");
+        }
+    }
+    Some(watcher)
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::hangup())
+            .map_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP"))
+            .ok()
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+async fn recv_hangup(hangup: &mut Hangup) -> Option<()> {
+    #[cfg(unix)]
+    if let Some(signal) = hangup {
+        return signal.recv().await;
+    }
+    let _ = hangup;
+    std::future::pending().await
+}
+
+async fn tick(poll: &mut Option<tokio::time::Interval>) {
+    match poll {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}

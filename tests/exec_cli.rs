@@ -1,0 +1,408 @@
+//! `sluice exec`, the binary, against the real plugins (built by
+//! `scripts/build-plugins`): JSON-lines in, one JSON line per event out, and
+//! clean errors (no panics) for everything a user can get wrong.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// The path of a built plugin, relative to `plugins/`; fails clearly when the
+/// plugins have not been built.
+fn wasm_path(relative: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins")
+        .join(relative);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build-plugins first",
+        path.display()
+    );
+    path
+}
+
+/// Runs `sluice` with `args`, feeding `stdin`, and returns what it did.
+fn sluice(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .env("SLUICE_LOG", "warn")
+        .env_remove("RUST_LOG")
+        .env_remove("SLUICE_LOG_FORMAT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the sluice binary");
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.to_owned();
+    // Write from another thread so a large input cannot deadlock on a full
+    // stdout pipe; a closed pipe (the binary exited early) is not our error.
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(input.as_bytes());
+    });
+    let output = child.wait_with_output().expect("wait for sluice");
+    writer.join().unwrap();
+    output
+}
+
+fn stdout_lines(output: &Output) -> Vec<Value> {
+    String::from_utf8(output.stdout.clone())
+        .expect("UTF-8 stdout")
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
+        })
+        .collect()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A run that must have succeeded.
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "sluice failed with {}: {}",
+        output.status,
+        stderr(output)
+    );
+}
+
+/// A run that must have failed cleanly: non-zero exit, every `needles` in
+/// stderr, and no Rust panic.
+fn assert_clean_failure(output: &Output, needles: &[&str]) {
+    let text = stderr(output);
+    assert!(
+        !output.status.success(),
+        "expected failure, got {}; stderr: {text}",
+        output.status
+    );
+    for needle in needles {
+        assert!(
+            text.contains(needle),
+            "stderr should mention {needle:?}: {text}"
+        );
+    }
+    assert!(!text.contains("panicked"), "sluice panicked: {text}");
+}
+
+fn write_file(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+const GOOD_ORDER: &str = r#"{"topic":"orders","partition":2,"offset":40,"key":"CUST-001","value":{"order_id": "ORD-0001", "customer_id": "CUST-001", "amount": 11.5, "timestamp": 1732400000.0},"headers":{"source":"web"}}"#;
+
+/// Good and bad orders; the malformed value is a JSON string that is not
+/// JSON inside.
+fn orders_input() -> String {
+    [
+        GOOD_ORDER,
+        r#"{"value":"not json"}"#,
+        r#"{"value":{"order_id":"ORD-0002"}}"#,
+        "",
+        r#"{"value":{"order_id":"ORD-0003","amount":-1.5}}"#,
+    ]
+    .join("\n")
+        + "\n"
+}
+
+fn assert_orders_output(lines: &[Value]) {
+    assert_eq!(lines.len(), 4, "one output line per input event: {lines:?}");
+    assert_eq!(
+        lines[0],
+        json!({
+            "line": 1,
+            "offset": 40,
+            "ok": true,
+            "outputs": [{
+                "topic": null,
+                "key": "CUST-001",
+                "value": r#"{"amount":11.5,"amount_cents":1150,"customer_id":"CUST-001","order_id":"ORD-0001","tier":"bronze","timestamp":1732400000.0}"#,
+                "headers": [["source", "web"]],
+            }],
+        })
+    );
+    // Offsets default to the event's index, lines count the blank line.
+    let expected_bad = [
+        (2, 1, "event value is not valid JSON"),
+        (3, 2, "missing field `amount`"),
+        (5, 3, "field `amount` must not be negative, got -1.5"),
+    ];
+    for (got, (line, offset, message)) in lines[1..].iter().zip(expected_bad) {
+        assert_eq!(got["line"], line, "{got}");
+        assert_eq!(got["offset"], offset, "{got}");
+        assert_eq!(got["ok"], false, "{got}");
+        assert_eq!(got["error"]["kind"], "invalid", "{got}");
+        let text = got["error"]["message"].as_str().unwrap();
+        assert!(text.contains(message), "{got}");
+        assert!(got.get("outputs").is_none(), "{got}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Processing
+// ---------------------------------------------------------------------------
+
+#[test]
+fn order_enrich_over_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(dir.path(), "orders.jsonl", orders_input());
+    let plugin = wasm_path("order-enrich.wasm");
+    let output = sluice(
+        &[
+            "exec",
+            plugin.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_success(&output);
+    assert_orders_output(&stdout_lines(&output));
+    assert!(!stderr(&output).contains("panicked"));
+}
+
+#[test]
+fn order_enrich_over_stdin() {
+    let plugin = wasm_path("order-enrich.wasm");
+    let plugin = plugin.to_str().unwrap();
+    // `--input -` and no `--input` both read stdin; a batch size smaller
+    // than the input changes nothing.
+    for args in [
+        vec!["exec", plugin, "--input", "-"],
+        vec!["exec", plugin],
+        vec!["exec", plugin, "--batch-size", "2"],
+    ] {
+        let output = sluice(&args, &orders_input());
+        assert_success(&output);
+        assert_orders_output(&stdout_lines(&output));
+    }
+}
+
+#[test]
+fn config_reaches_the_plugin() {
+    let plugin = wasm_path("router.wasm");
+    let output = sluice(
+        &[
+            "exec",
+            plugin.to_str().unwrap(),
+            "--config",
+            "field=type",
+            "-c",
+            "routes=order:orders",
+            "--config",
+            "copy_to=audit",
+        ],
+        "{\"value\":{\"type\":\"order\"}}\n{\"value\":{\"type\":\"ping\"}}\n",
+    );
+    assert_success(&output);
+    let lines = stdout_lines(&output);
+    let topics = |line: &Value| -> Vec<Value> {
+        line["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["topic"].clone())
+            .collect()
+    };
+    assert_eq!(lines.len(), 2);
+    assert_eq!(topics(&lines[0]), [json!("orders"), json!("audit")]);
+    assert_eq!(topics(&lines[1]), [json!("audit")]);
+}
+
+#[test]
+fn hostile_loop_times_out_and_the_next_line_is_fine() {
+    let plugin = wasm_path("fixtures/hostile.wasm");
+    let output = sluice(
+        &["exec", plugin.to_str().unwrap(), "--deadline-ms", "200"],
+        "{\"value\":\"loop\"}\n{\"value\":\"hello\",\"key\":\"k\"}\n",
+    );
+    assert_success(&output);
+    let lines = stdout_lines(&output);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["ok"], false, "{}", lines[0]);
+    assert_eq!(lines[0]["error"]["kind"], "timeout", "{}", lines[0]);
+    assert!(
+        lines[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("200 ms"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[1],
+        json!({
+            "line": 2,
+            "offset": 1,
+            "ok": true,
+            "outputs": [{"topic": null, "key": "k", "value": "hello", "headers": []}],
+        })
+    );
+}
+
+#[test]
+fn sandbox_grants_from_the_command_line() {
+    let plugin = wasm_path("fixtures/hostile.wasm");
+    let plugin = plugin.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "note.txt", "from the host");
+    let input = "{\"value\":\"env\"}\n{\"value\":\"read-file:/data/note.txt\"}\n";
+    let value_of = |line: &Value| line["outputs"][0]["value"].as_str().unwrap().to_owned();
+
+    let denied = sluice(&["exec", plugin], input);
+    assert_success(&denied);
+    let lines = stdout_lines(&denied);
+    assert_eq!(value_of(&lines[0]), "[]");
+    assert!(value_of(&lines[1]).starts_with("err:"), "{}", lines[1]);
+
+    let grant = format!("{}:/data", dir.path().display());
+    let granted = sluice(
+        &[
+            "exec",
+            plugin,
+            "--allow-env",
+            "GREETING=hi",
+            "--allow-dir",
+            &grant,
+        ],
+        input,
+    );
+    assert_success(&granted);
+    let lines = stdout_lines(&granted);
+    assert_eq!(value_of(&lines[0]), r#"[["GREETING","hi"]]"#);
+    assert_eq!(value_of(&lines[1]), "ok:from the host");
+}
+
+// ---------------------------------------------------------------------------
+// Bad input
+// ---------------------------------------------------------------------------
+
+#[test]
+fn missing_plugin_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere.wasm");
+    let output = sluice(&["exec", missing.to_str().unwrap()], "");
+    assert_clean_failure(&output, &[missing.to_str().unwrap(), "cannot read"]);
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn unreadable_plugin_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(
+        dir.path(),
+        "locked.wasm",
+        std::fs::read(wasm_path("passthrough.wasm")).unwrap(),
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read(&path).is_ok() {
+        // Running as root (or with CAP_DAC_OVERRIDE): permissions do not
+        // deny reads, so there is nothing to test here.
+        eprintln!("skipped: chmod 000 does not stop this user from reading");
+        return;
+    }
+    let output = sluice(&["exec", path.to_str().unwrap()], "");
+    assert_clean_failure(&output, &[path.to_str().unwrap(), "cannot read"]);
+}
+
+#[test]
+fn a_file_that_is_not_wasm() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(dir.path(), "notes.wasm", "just some text\n");
+    let output = sluice(&["exec", path.to_str().unwrap()], "{\"value\":\"x\"}\n");
+    assert_clean_failure(&output, &[path.to_str().unwrap(), "not a WebAssembly"]);
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn a_component_of_the_wrong_world() {
+    let path = wasm_path("fixtures/wrong-world.wasm");
+    let output = sluice(&["exec", path.to_str().unwrap()], "{\"value\":\"x\"}\n");
+    assert_clean_failure(
+        &output,
+        &[path.to_str().unwrap(), "does not implement", "processor"],
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn a_plugin_whose_init_fails() {
+    let path = wasm_path("fixtures/init-fails.wasm");
+    let output = sluice(&["exec", path.to_str().unwrap()], "{\"value\":\"x\"}\n");
+    assert_clean_failure(&output, &["init-fails", "this plugin refuses to start"]);
+}
+
+#[test]
+fn a_malformed_line_stops_after_the_lines_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(
+        dir.path(),
+        "events.jsonl",
+        "{\"value\":\"one\"}\n{\"value\":\"two\"}\n{\"value\": \n{\"value\":\"four\"}\n",
+    );
+    let plugin = wasm_path("passthrough.wasm");
+    let output = sluice(
+        &[
+            "exec",
+            plugin.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_clean_failure(&output, &["line 3", input.to_str().unwrap()]);
+    let lines = stdout_lines(&output);
+    let values: Vec<&Value> = lines.iter().map(|l| &l["outputs"][0]["value"]).collect();
+    assert_eq!(values, [&json!("one"), &json!("two")], "{lines:?}");
+    assert_eq!(lines[0]["line"], 1);
+    assert_eq!(lines[1]["line"], 2);
+
+    // The same from stdin, where the source is called stdin.
+    let output = sluice(
+        &["exec", plugin.to_str().unwrap()],
+        "{\"value\":\"one\"}\n{\"value\":\"two\"}\n{\"valu\":\"three\"}\n",
+    );
+    assert_clean_failure(&output, &["line 3", "stdin", "unknown field `valu`"]);
+    assert_eq!(stdout_lines(&output).len(), 2);
+}
+
+#[test]
+fn missing_input_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing.jsonl");
+    let plugin = wasm_path("passthrough.wasm");
+    let output = sluice(
+        &[
+            "exec",
+            plugin.to_str().unwrap(),
+            "--input",
+            missing.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_clean_failure(&output, &[missing.to_str().unwrap()]);
+}
+
+#[test]
+fn config_without_equals_is_a_usage_error() {
+    let plugin = wasm_path("passthrough.wasm");
+    let output = sluice(
+        &["exec", plugin.to_str().unwrap(), "--config", "silver_from"],
+        "",
+    );
+    assert_clean_failure(&output, &["silver_from", "key=value"]);
+    // clap's usage errors exit with 2.
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(output.stdout.is_empty());
+}

@@ -1,0 +1,384 @@
+//! The `sluice` binary as tests run it: `sluice run` as a child process
+//! (stopped with SIGTERM or killed with SIGKILL), one-shot commands such as
+//! `sluice check`, pipeline files written into a temporary directory, and a
+//! [`Scene`] that bundles a tansu broker with such a directory.
+//!
+//! ```ignore
+//! let scene = Scene::new();                       // broker + tempdir
+//! scene.create_topic("orders", 3);
+//! let config = scene.write_config("sluice.toml", &format!(
+//!     "{}\n[[pipeline]]\nname = \"orders\"\n...", scene.kafka_toml()));
+//! let mut run = scene.start(&config, "run1");     // `sluice run`, logs in the tempdir
+//! run.wait_for_log("partition assigned", 3, Duration::from_secs(30));
+//! assert!(run.terminate().success());             // SIGTERM: drain, commit, exit 0
+//! ```
+//!
+//! Every process is killed (SIGKILL) and reaped when its handle is dropped,
+//! also when a test panics; a panicking test prints the tail of each
+//! process's log.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::tansu::Tansu;
+
+/// The built binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+/// The repository's top directory.
+pub fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("runtime/ has a parent")
+        .to_path_buf()
+}
+
+/// `<repo>/plugins`, absolute; panics if the example plugins are not built.
+pub fn plugins_dir() -> PathBuf {
+    let dir = repo_dir().join("plugins");
+    for name in ["passthrough", "order-enrich", "router", "fixtures/hostile"] {
+        let wasm = dir.join(format!("{name}.wasm"));
+        assert!(
+            wasm.is_file(),
+            "{} is missing: run scripts/build-plugins first",
+            wasm.display()
+        );
+    }
+    dir
+}
+
+/// The `.wasm` of a plugin by name: `plugins/<name>.wasm`, else
+/// `plugins/fixtures/<name>.wasm` (e.g. `order-enrich`, `hostile`).
+pub fn plugin_path(name: &str) -> PathBuf {
+    let dir = plugins_dir();
+    let example = dir.join(format!("{name}.wasm"));
+    if example.is_file() {
+        example
+    } else {
+        dir.join("fixtures").join(format!("{name}.wasm"))
+    }
+}
+
+/// `[kafka]` and `[plugins]` sections for a test pipeline file: the given
+/// broker, consumer settings that make tansu's group joins quick (~3 s), a
+/// short producer linger, and `plugins_dir`.
+pub fn kafka_toml(bootstrap: &str, plugins_dir: &Path) -> String {
+    format!(
+        r#"[kafka]
+brokers = "{bootstrap}"
+client_id = "sluice-e2e"
+
+[kafka.consumer]
+"session.timeout.ms" = 6000
+"heartbeat.interval.ms" = 1000
+"fetch.wait.max.ms" = 50
+"auto.commit.interval.ms" = 500
+
+[kafka.producer]
+"linger.ms" = 2
+
+[plugins]
+dir = "{}"
+"#,
+        plugins_dir.display()
+    )
+}
+
+/// A tansu broker and a temporary directory for configs and logs. Drop
+/// order: the directory outlives the broker.
+pub struct Scene {
+    pub broker: Tansu,
+    pub dir: tempfile::TempDir,
+}
+
+impl Scene {
+    /// Starts a broker and makes a fresh directory.
+    pub fn new() -> Scene {
+        let broker = Tansu::start().expect("start tansu (run scripts/setup if it is missing)");
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-e2e-")
+            .tempdir()
+            .expect("create a temporary directory");
+        Scene { broker, dir }
+    }
+
+    /// "127.0.0.1:PORT".
+    pub fn bootstrap(&self) -> String {
+        self.broker.bootstrap()
+    }
+
+    /// Creates a topic; panics on failure.
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        self.broker
+            .create_topic(name, partitions)
+            .unwrap_or_else(|e| panic!("create topic `{name}`: {e}"));
+    }
+
+    /// The `[kafka]` and `[plugins]` sections for this broker and the
+    /// repository's `plugins/`.
+    pub fn kafka_toml(&self) -> String {
+        kafka_toml(&self.bootstrap(), &plugins_dir())
+    }
+
+    /// The `[kafka]` and `[plugins]` sections for this broker, with
+    /// `plugins.dir` = `plugins` (e.g. `plugins_dir().join("fixtures")`).
+    pub fn kafka_toml_with(&self, plugins: &Path) -> String {
+        kafka_toml(&self.bootstrap(), plugins)
+    }
+
+    /// Writes `text` to `name` in the directory; returns its path.
+    pub fn write_config(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write the config");
+        path
+    }
+
+    /// `sluice run CONFIG`, logging to `<dir>/<name>.stderr`.
+    pub fn start(&self, config: &Path, name: &str) -> SluiceProcess {
+        SluiceProcess::start(config, self.dir.path(), name)
+    }
+
+    /// A one-shot `sluice ARGS...` (e.g. `check`), at most `timeout`.
+    pub fn cli(&self, args: &[&str], timeout: Duration) -> CliOutput {
+        run_cli(args, self.dir.path(), timeout)
+    }
+}
+
+impl Default for Scene {
+    fn default() -> Self {
+        Scene::new()
+    }
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- tansu log (last 30 lines) ---\n{}",
+                self.broker.log_tail(30)
+            );
+        }
+    }
+}
+
+/// A running `sluice run`.
+pub struct SluiceProcess {
+    name: String,
+    child: Child,
+    status: Option<ExitStatus>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl SluiceProcess {
+    /// Starts `sluice run config` with info-level logs (plain text) going to
+    /// `<log_dir>/<name>.stderr` and stdout to `<log_dir>/<name>.stdout`.
+    pub fn start(config: &Path, log_dir: &Path, name: &str) -> SluiceProcess {
+        let stdout = log_dir.join(format!("{name}.stdout"));
+        let stderr = log_dir.join(format!("{name}.stderr"));
+        let child = Command::new(binary())
+            .arg("run")
+            .arg(config)
+            .env("SLUICE_LOG", "info")
+            .env_remove("RUST_LOG")
+            .env_remove("SLUICE_LOG_FORMAT")
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).expect("create the stdout file"))
+            .stderr(File::create(&stderr).expect("create the stderr file"))
+            .spawn()
+            .expect("start sluice run");
+        SluiceProcess {
+            name: name.to_owned(),
+            child,
+            status: None,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its log so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// What it printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// How many lines of its log contain `needle`.
+    pub fn count_log(&self, needle: &str) -> usize {
+        self.stderr().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits until at least `count` log lines contain `needle`; panics (with
+    /// the log) if the process exits first or `timeout` passes.
+    pub fn wait_for_log(&mut self, needle: &str, count: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.count_log(needle) >= count {
+                return;
+            }
+            if let Some(status) = self.try_wait() {
+                panic!(
+                    "{} exited ({status}) before logging {count}× `{needle}`\n{}",
+                    self.name,
+                    self.describe()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not log {count}× `{needle}` within {timeout:?}\n{}",
+                self.name,
+                self.describe()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait");
+        }
+        self.status
+    }
+
+    /// Waits up to `timeout` for it to exit.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits for it to drain, commit and exit (at most
+    /// 60 s; then it is killed and this panics).
+    pub fn terminate(&mut self) -> ExitStatus {
+        if let Some(status) = self.try_wait() {
+            return status;
+        }
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(sent.success(), "kill -TERM {} failed", self.pid());
+        match self.wait_timeout(Duration::from_secs(60)) {
+            Some(status) => status,
+            None => {
+                self.kill9();
+                panic!(
+                    "{} did not exit within 60 s of SIGTERM\n{}",
+                    self.name,
+                    self.describe()
+                );
+            }
+        }
+    }
+
+    /// SIGKILL, then reap it.
+    pub fn kill9(&mut self) {
+        if self.try_wait().is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+    }
+
+    /// Name, status and log tail, for failure messages.
+    pub fn describe(&self) -> String {
+        let log = self.stderr();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!(
+            "--- sluice `{}` (pid {}, status {:?}), last 40 log lines ---\n{tail}\n--- stdout ---\n{}",
+            self.name,
+            self.child.id(),
+            self.status,
+            self.stdout()
+        )
+    }
+}
+
+impl Drop for SluiceProcess {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("{}", self.describe());
+        }
+    }
+}
+
+/// What a one-shot command did.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// Both streams, for messages.
+    pub fn text(&self) -> String {
+        format!(
+            "status {}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `sluice ARGS...` with its output in files under `dir`; kills it and
+/// panics if it has not exited within `timeout`.
+pub fn run_cli(args: &[&str], dir: &Path, timeout: Duration) -> CliOutput {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out_path = dir.join(format!("cli-{n}.stdout"));
+    let err_path = dir.join(format!("cli-{n}.stderr"));
+    let mut child = Command::new(binary())
+        .args(args)
+        .env("SLUICE_LOG", "info")
+        .env_remove("RUST_LOG")
+        .env_remove("SLUICE_LOG_FORMAT")
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("create the stdout file"))
+        .stderr(File::create(&err_path).expect("create the stderr file"))
+        .spawn()
+        .expect("start sluice");
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`sluice {}` did not exit within {timeout:?}\n--- stderr ---\n{}",
+                args.join(" "),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    CliOutput {
+        status,
+        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+    }
+}
