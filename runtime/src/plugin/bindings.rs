@@ -6,4 +6,4 @@ wasmtime::component::bindgen!({
     world: "processor",
 });
 
-pub use sluice::plugin::host::Level;
+pub use self::sluice::plugin::host::Level;
