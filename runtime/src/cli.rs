@@ -43,6 +43,10 @@ enum Command {
         /// file-system events (0 turns them off).
         #[arg(long, default_value_t = 2.0)]
         poll_interval_secs: f64,
+        /// Serve Prometheus metrics at `/metrics` and liveness at
+        /// `/healthz` on this address (e.g. 127.0.0.1:9464).
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
     },
     /// The tutorial scenario: produce orders (plus malformed ones) to the
     /// first pipeline's input, process them, show what landed where.
@@ -199,13 +203,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run {
             config,
             poll_interval_secs,
+            http,
         } => {
             let options = reload::WatchOptions {
                 poll_interval: (poll_interval_secs > 0.0)
                     .then(|| Duration::from_secs_f64(poll_interval_secs)),
                 ..reload::WatchOptions::default()
             };
-            run_command(&config, &options)
+            run_command(&config, &options, http)
         }
         Command::Demo {
             config,
@@ -226,7 +231,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// `sluice run`: start everything, wait for a stop signal, drain.
-fn run_command(path: &std::path::Path, watch: &reload::WatchOptions) -> anyhow::Result<ExitCode> {
+fn run_command(
+    path: &std::path::Path,
+    watch: &reload::WatchOptions,
+    http: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -234,6 +243,12 @@ fn run_command(path: &std::path::Path, watch: &reload::WatchOptions) -> anyhow::
         .build()
         .context("cannot start the async runtime")?;
     let mut supervisor = Supervisor::start(config)?;
+    // Served once the pipelines run, so a healthy answer means running.
+    let stop_http = tokio_util::sync::CancellationToken::new();
+    let http_task = match http {
+        Some(addr) => Some(runtime.block_on(crate::http::serve(addr, stop_http.clone()))?),
+        None => None,
+    };
     if let Some(kafka) = supervisor.embedded() {
         // On stdout so scripts and people can find it.
         println!("embedded Kafka broker: {}", kafka.bootstrap());
@@ -246,6 +261,10 @@ fn run_command(path: &std::path::Path, watch: &reload::WatchOptions) -> anyhow::
     tracing::info!(signal, "stopping");
     supervisor.stop();
     drop(supervisor);
+    stop_http.cancel();
+    if let Some(task) = http_task {
+        let _ = runtime.block_on(task);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -23,7 +23,7 @@
 //!   applying plugin and config reloads.
 //! - [`reload`]: what triggers a reload (file events, periodic checks,
 //!   SIGHUP); [`shutdown`]: stop signals.
-//! - [`metrics`]: Prometheus counters.
+//! - [`metrics`]: Prometheus counters; [`http`]: `/metrics` and `/healthz`.
 //! - [`demo`]: the tutorial scenario behind `sluice demo`.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 
@@ -32,6 +32,7 @@ pub mod config;
 pub mod demo;
 pub mod dlq;
 pub mod exec;
+pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
