@@ -523,8 +523,12 @@ impl Poller {
                 None
             }
         };
+        // `offset` is the next one to read; librdkafka's offset store takes
+        // the last one processed and commits it plus one.
         if let Some((tp, offset)) = stored
-            && let Err(e) = self.consumer.store_offset(&tp.topic, tp.partition, offset)
+            && let Err(e) = self
+                .consumer
+                .store_offset(&tp.topic, tp.partition, offset - 1)
         {
             tracing::debug!(pipeline = %self.name, topic = &*tp.topic, partition = tp.partition, offset, error = %e, "cannot store offset");
         }
