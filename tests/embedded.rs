@@ -47,6 +47,16 @@ fn demo_accounts_for_every_order() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// Kills the child when the test ends, also when it fails.
+struct Reaper(std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// One HTTP/1.1 GET; returns the status line and the body.
 fn get(addr: &str, path: &str) -> std::io::Result<(String, String)> {
     let mut stream = TcpStream::connect(addr)?;
@@ -72,23 +82,22 @@ fn run_serves_metrics_and_health_and_stops_on_sigterm() {
     let addr = format!("127.0.0.1:{port}");
     let dir = tempfile::tempdir().expect("tempdir");
     let log = std::fs::File::create(dir.path().join("run.log")).expect("log file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .current_dir(repo())
-        .env_remove("KAFKA_BROKERS")
-        .args(["run", "config/demo.toml", "--http", &addr])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("sluice run starts");
+    let mut child = Reaper(
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .current_dir(repo())
+            .env_remove("KAFKA_BROKERS")
+            .args(["run", "config/demo.toml", "--http", &addr])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sluice run starts"),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let health = loop {
         match get(&addr, "/healthz") {
             Ok(reply) => break reply,
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => {
-                let _ = child.kill();
-                panic!("no /healthz on {addr}: {e}");
-            }
+            Err(e) => panic!("no /healthz on {addr}: {e}"),
         }
     };
     assert!(health.0.contains("200"), "{health:?}");
@@ -104,13 +113,13 @@ fn run_serves_metrics_and_health_and_stops_on_sigterm() {
         "{metrics}"
     );
 
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .expect("kill runs");
     assert!(killed.success());
-    let status = child.wait().expect("sluice run exits");
+    let status = child.0.wait().expect("sluice run exits");
     let log = std::fs::read_to_string(dir.path().join("run.log")).unwrap_or_default();
     assert!(status.success(), "exit {status:?}\n{log}");
     assert!(log.contains("stopped pipeline=orders"), "{log}");

@@ -23,9 +23,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 /// One record read back from a topic; key, value and header values decoded
@@ -112,10 +110,7 @@ impl TestProducer {
                 slots: Mutex::new(Vec::new()),
             })
             .expect("create the test producer");
-        TestProducer {
-            producer,
-            sent: 0,
-        }
+        TestProducer { producer, sent: 0 }
     }
 
     /// Queues one record; returns its index for [`TestProducer::flush`].

@@ -1,0 +1,1154 @@
+//! `sluice run` end to end against a real Kafka-compatible broker (tansu):
+//! the tutorial pipeline, a kill -9 in the middle of a stream, a chain of two
+//! plugins, two processes in one consumer group, interop with Python's
+//! confluent-kafka, bad configs, outputs to topics the pipeline does not
+//! allow, and poison events.
+//!
+//! Every test starts its own broker and its own `sluice` processes, and
+//! stops them on the way out, also when it fails (the handles' `Drop`).
+//! The plugins must be built (`scripts/build-plugins`); tansu and the Python
+//! packages come from `scripts/setup`.
+//!
+//!     cargo test --release -p sluice --test pipeline_e2e
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use support::kafka::{self, Delivered, Reader, Record, TestProducer};
+use support::sluice::{Scene, plugin_path, plugins_dir, repo_dir};
+
+/// How long a test waits for records to land (a group join alone takes ~3 s
+/// on tansu; generous because tests share two cores).
+const LAND_TIMEOUT: Duration = Duration::from_secs(90);
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// `sha256:<hex>` of a plugin file, as the DLQ envelope names it.
+fn digest_of(plugin: &str) -> String {
+    let bytes = std::fs::read(plugin_path(plugin)).expect("read the plugin");
+    let hash = Sha256::digest(&bytes);
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// The tutorial's orders: `n` orders for 10 customers, as (key, value).
+fn tutorial_orders(n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| sluice::demo::order(i, 10, 1_732_400_000.5))
+        .collect()
+}
+
+/// `sluice::demo::MALFORMED` as owned (key, value) pairs.
+fn malformed() -> Vec<(String, String)> {
+    sluice::demo::MALFORMED
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// The tier order-enrich must give an amount (default thresholds).
+fn tier_of(amount: f64) -> &'static str {
+    if amount < 50.0 {
+        "bronze"
+    } else if amount < 100.0 {
+        "silver"
+    } else {
+        "gold"
+    }
+}
+
+/// What order-enrich must make of an order value.
+fn enriched(order: &str) -> Value {
+    let mut value: Value = serde_json::from_str(order).expect("order JSON");
+    let amount = value["amount"].as_f64().expect("amount");
+    value["tier"] = tier_of(amount).into();
+    value["amount_cents"] = ((amount * 100.0).round() as i64).into();
+    value
+}
+
+/// How often each value of `f` occurs among `records`.
+fn tally<'a>(
+    records: impl IntoIterator<Item = &'a Record>,
+    f: impl Fn(&Record) -> String,
+) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for r in records {
+        *counts.entry(f(r)).or_default() += 1;
+    }
+    counts
+}
+
+/// Each of `expected` exactly once, nothing else.
+fn exactly_once(expected: impl IntoIterator<Item = String>) -> BTreeMap<String, usize> {
+    expected.into_iter().map(|k| (k, 1)).collect()
+}
+
+fn order_id(r: &Record) -> String {
+    r.json()["order_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no order_id: {r:?}"))
+        .to_owned()
+}
+
+fn key_of(r: &Record) -> String {
+    r.key.clone().unwrap_or_default()
+}
+
+/// Asserts the documented envelope of a dead letter of `source`, produced
+/// from the input record at `at`.
+fn assert_envelope(
+    dl: &Record,
+    kind: &str,
+    pipeline: &str,
+    plugin: &str,
+    source: &str,
+    at: Delivered,
+) {
+    let h = |name: &str| {
+        dl.header(name)
+            .unwrap_or_else(|| panic!("dead letter without `{name}`: {dl:?}"))
+    };
+    assert_eq!(h("sluice.error.kind"), kind, "{dl:?}");
+    assert!(!h("sluice.error.message").is_empty(), "{dl:?}");
+    assert_eq!(h("sluice.pipeline"), pipeline, "{dl:?}");
+    assert_eq!(h("sluice.plugin"), plugin, "{dl:?}");
+    assert_eq!(h("sluice.plugin.digest"), digest_of(plugin), "{dl:?}");
+    assert_eq!(h("sluice.source.topic"), source, "{dl:?}");
+    assert_eq!(
+        h("sluice.source.partition"),
+        at.partition.to_string(),
+        "{dl:?}"
+    );
+    assert_eq!(h("sluice.source.offset"), at.offset.to_string(), "{dl:?}");
+    let attempts: u32 = h("sluice.attempts")
+        .parse()
+        .unwrap_or_else(|e| panic!("sluice.attempts is not a number ({e}): {dl:?}"));
+    if kind == "invalid" || kind == "output-rejected" {
+        // Permanent failures are not retried.
+        assert_eq!(attempts, 1, "{dl:?}");
+    } else {
+        assert!(attempts >= 1, "{dl:?}");
+    }
+}
+
+/// Asserts that `group` committed, on every partition of `topic`, the end
+/// of what was `delivered` there (partitions that got nothing may have no
+/// commit).
+fn assert_committed_all(bootstrap: &str, group: &str, topic: &str, delivered: &[Delivered]) {
+    let ends = kafka::ends(delivered);
+    let committed = kafka::committed(bootstrap, group, topic);
+    for (partition, offset) in &committed {
+        let want = ends.get(partition).copied();
+        match want {
+            Some(end) => assert_eq!(
+                *offset,
+                Some(end),
+                "group `{group}` committed {offset:?} on {topic}/{partition}, expected {end} \
+                 (all: {committed:?}, ends: {ends:?})"
+            ),
+            None => assert!(
+                offset.is_none_or(|o| o == 0),
+                "group `{group}` committed {offset:?} on empty {topic}/{partition}"
+            ),
+        }
+    }
+    for partition in ends.keys() {
+        assert!(
+            committed.contains_key(partition),
+            "no committed offset for {topic}/{partition}: {committed:?}"
+        );
+    }
+}
+
+/// A pipeline section with one plugin.
+fn single_plugin_pipeline(
+    name: &str,
+    input: &str,
+    plugin: &str,
+    output: &str,
+    dlq: &str,
+    extra: &str,
+) -> String {
+    format!(
+        r#"
+[[pipeline]]
+name = "{name}"
+inputs = ["{input}"]
+plugin = "{plugin}"
+output = "{output}"
+dlq = "{dlq}"
+group_id = "e2e-{name}"
+{extra}
+"#
+    )
+}
+
+fn assert_no_panic(text: &str) {
+    assert!(!text.contains("panicked"), "sluice panicked:\n{text}");
+}
+
+// ---------------------------------------------------------------------------
+// 1. The tutorial scenario
+// ---------------------------------------------------------------------------
+
+#[test]
+fn tutorial_orders_are_enriched_or_dead_lettered_once_and_committed() {
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    scene.create_topic("orders", 3);
+    scene.create_topic("orders-enriched", 3);
+    scene.create_topic("orders-dlq", 1);
+    let config = scene.write_config(
+        "tutorial.toml",
+        &format!(
+            "{}{}",
+            scene.kafka_toml(),
+            single_plugin_pipeline(
+                "tutorial",
+                "orders",
+                "order-enrich",
+                "orders-enriched",
+                "orders-dlq",
+                "batch_size = 16\nworkers = 2",
+            )
+        ),
+    );
+
+    let orders = tutorial_orders(100);
+    let bad = malformed();
+    let all: Vec<(String, String)> = orders.iter().chain(&bad).cloned().collect();
+    let delivered = kafka::produce(&bootstrap, "orders", &all);
+
+    let mut run = scene.start(&config, "sluice");
+    let mut reader = Reader::new(&bootstrap, &["orders-enriched", "orders-dlq"]);
+    assert!(
+        reader.wait_count(all.len(), LAND_TIMEOUT),
+        "only {} of {} records landed\n{}",
+        reader.records().len(),
+        all.len(),
+        run.describe()
+    );
+    // Anything extra (a duplicate) would show up now.
+    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
+    let status = run.terminate();
+    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+    assert_no_panic(&run.stderr());
+
+    let results = reader.of("orders-enriched");
+    let dead = reader.of("orders-dlq");
+
+    // Every good order exactly once in the result topic, every malformed
+    // one exactly once in the DLQ.
+    assert_eq!(
+        tally(&results, order_id),
+        exactly_once((0..100).map(|i| format!("ORD-{i:04}"))),
+        "result topic"
+    );
+    assert_eq!(
+        tally(&dead, key_of),
+        exactly_once(bad.iter().map(|(k, _)| k.clone())),
+        "DLQ"
+    );
+
+    // Enriched content: the order, its tier and cents; the customer key;
+    // the producing plugin named in the headers.
+    let inputs: HashMap<String, &(String, String)> = orders
+        .iter()
+        .map(|o| {
+            let v: Value = serde_json::from_str(&o.1).unwrap();
+            (v["order_id"].as_str().unwrap().to_owned(), o)
+        })
+        .collect();
+    let digest = digest_of("order-enrich");
+    let mut tiers: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &results {
+        let (key, value) = inputs[&order_id(r)];
+        assert_eq!(r.json(), enriched(value), "{r:?}");
+        assert_eq!(r.key.as_deref(), Some(key.as_str()), "{r:?}");
+        assert_eq!(r.header("sluice.plugin"), Some("order-enrich"), "{r:?}");
+        assert_eq!(r.header("sluice.plugin.digest"), Some(digest.as_str()));
+        *tiers
+            .entry(r.json()["tier"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    // amount = 10 + 1.5 i: bronze below 50 (i <= 26), gold from 100 (i >= 60).
+    let want: BTreeMap<String, usize> = [("bronze", 27), ("silver", 33), ("gold", 40)]
+        .into_iter()
+        .map(|(t, n)| (t.to_owned(), n))
+        .collect();
+    assert_eq!(tiers, want, "tiers");
+
+    // Per-customer order: one partition per customer, order ids strictly
+    // increasing with the offset.
+    let mut by_customer: BTreeMap<String, Vec<(i32, i64, String)>> = BTreeMap::new();
+    for r in &results {
+        by_customer
+            .entry(r.key.clone().unwrap())
+            .or_default()
+            .push((r.partition, r.offset, order_id(r)));
+    }
+    assert_eq!(by_customer.len(), 10, "customers");
+    for (customer, mut list) in by_customer {
+        let partitions: BTreeSet<i32> = list.iter().map(|x| x.0).collect();
+        assert_eq!(partitions.len(), 1, "{customer} spread over {partitions:?}");
+        list.sort_by_key(|x| x.1);
+        let ids: Vec<&str> = list.iter().map(|x| x.2.as_str()).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{customer}: orders out of order: {ids:?}"
+        );
+    }
+
+    // The DLQ envelope, pointing at where each malformed record really was.
+    for (j, (key, value)) in bad.iter().enumerate() {
+        let dl = dead
+            .iter()
+            .find(|d| d.key.as_deref() == Some(key.as_str()))
+            .unwrap();
+        assert_eq!(dl.value.as_deref(), Some(value.as_str()), "original value");
+        assert_envelope(
+            dl,
+            "invalid",
+            "tutorial",
+            "order-enrich",
+            "orders",
+            delivered[orders.len() + j],
+        );
+    }
+    let messages: Vec<&str> = dead
+        .iter()
+        .map(|d| d.header("sluice.error.message").unwrap())
+        .collect();
+    for needle in [
+        "not valid JSON",
+        "missing field `amount`",
+        "must not be negative",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.contains(needle)),
+            "no DLQ message mentions `{needle}`: {messages:?}"
+        );
+    }
+
+    // The graceful stop committed every input...
+    assert_committed_all(&bootstrap, "e2e-tutorial", "orders", &delivered);
+
+    // ...so a second run takes up exactly where the first stopped.
+    let more: Vec<(String, String)> = tutorial_orders(110).split_off(100);
+    let mut delivered = delivered;
+    delivered.extend(kafka::produce(&bootstrap, "orders", &more));
+    let mut again = scene.start(&config, "sluice-again");
+    assert!(
+        reader.wait_count(all.len() + more.len(), LAND_TIMEOUT),
+        "only {} of {} records landed after the restart\n{}",
+        reader.records().len(),
+        all.len() + more.len(),
+        again.describe()
+    );
+    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
+    let status = again.terminate();
+    assert!(
+        status.success(),
+        "second run: {status}\n{}",
+        again.describe()
+    );
+    assert_eq!(
+        tally(&reader.of("orders-enriched"), order_id),
+        exactly_once((0..110).map(|i| format!("ORD-{i:04}"))),
+        "result topic after the second run"
+    );
+    assert_eq!(
+        reader.of("orders-dlq").len(),
+        bad.len(),
+        "DLQ after the second run"
+    );
+    assert_committed_all(&bootstrap, "e2e-tutorial", "orders", &delivered);
+}
+
+// ---------------------------------------------------------------------------
+// 2. kill -9 in the middle of a stream
+// ---------------------------------------------------------------------------
+
+#[test]
+fn kill_9_mid_stream_then_restart_loses_nothing() {
+    const EVENTS: usize = 20_000;
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    scene.create_topic("events", 4);
+    scene.create_topic("events-out", 4);
+    scene.create_topic("events-dlq", 1);
+    let config = scene.write_config(
+        "kill.toml",
+        &format!(
+            "{}{}",
+            scene.kafka_toml(),
+            single_plugin_pipeline(
+                "kill",
+                "events",
+                "passthrough",
+                "events-out",
+                "events-dlq",
+                "batch_size = 128\nworkers = 2",
+            )
+        ),
+    );
+
+    let mut first = scene.start(&config, "first");
+    first.wait_for_log("partition assigned", 4, LAND_TIMEOUT);
+
+    // The stream: 20,000 events over about four seconds.
+    let stream_bootstrap = bootstrap.clone();
+    let stream = std::thread::spawn(move || {
+        let mut producer = TestProducer::new(&stream_bootstrap);
+        for i in 0..EVENTS {
+            let id = format!("ev-{i:05}");
+            producer.send("events", Some(id.as_bytes()), Some(id.as_bytes()));
+            if i % 250 == 249 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        producer.flush()
+    });
+
+    // Kill once a third of the outputs have landed.
+    let mut reader = Reader::new(&bootstrap, &["events-out", "events-dlq"]);
+    let landed = reader.read_until(LAND_TIMEOUT, |r| r.len() >= EVENTS / 3);
+    first.kill9();
+    let at_kill = reader.records().len();
+    assert!(
+        landed,
+        "only {at_kill} outputs before the kill\n{}",
+        first.describe()
+    );
+    let delivered = stream.join().expect("the producer thread");
+    assert!(
+        at_kill < EVENTS,
+        "all {EVENTS} outputs had landed before the kill: nothing was tested"
+    );
+
+    let mut second = scene.start(&config, "second");
+    let all_there = reader.read_until(LAND_TIMEOUT, |records| {
+        records
+            .iter()
+            .filter_map(|r| r.value.as_deref())
+            .collect::<BTreeSet<_>>()
+            .len()
+            >= EVENTS
+    });
+    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
+    let status = second.terminate();
+
+    let outputs = reader.of("events-out");
+    let dead = reader.of("events-dlq");
+    let unique: BTreeSet<&str> = outputs.iter().filter_map(|r| r.value.as_deref()).collect();
+    let duplicates = outputs.len() - unique.len();
+    println!(
+        "kill -9: {EVENTS} events, {at_kill} outputs when killed, {} outputs in all, {} unique, \
+         {duplicates} duplicates",
+        outputs.len(),
+        unique.len()
+    );
+    assert!(
+        all_there,
+        "only {} of {EVENTS} events came out after the restart\n{}",
+        unique.len(),
+        second.describe()
+    );
+    assert!(
+        dead.is_empty(),
+        "dead letters: {:?}",
+        &dead[..dead.len().min(3)]
+    );
+    let expected: BTreeSet<String> = (0..EVENTS).map(|i| format!("ev-{i:05}")).collect();
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|id| !unique.contains(id.as_str()))
+        .take(10)
+        .collect();
+    assert!(missing.is_empty(), "missing events: {missing:?}");
+    assert_eq!(unique.len(), EVENTS, "unexpected values in the output");
+    assert!(
+        status.success(),
+        "second run: {status}\n{}",
+        second.describe()
+    );
+    assert_no_panic(&second.stderr());
+    assert_committed_all(&bootstrap, "e2e-kill", "events", &delivered);
+}
+
+// ---------------------------------------------------------------------------
+// 3. A chain of two plugins
+// ---------------------------------------------------------------------------
+
+#[test]
+fn chain_enriches_then_routes_and_names_the_failing_step() {
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    for (topic, partitions) in [
+        ("orders", 3),
+        ("orders-routed", 3),
+        ("vip-orders", 2),
+        ("orders-dlq", 1),
+    ] {
+        scene.create_topic(topic, partitions);
+    }
+    let config = scene.write_config(
+        "chain.toml",
+        &format!(
+            r#"{}
+[[pipeline]]
+name = "chain"
+inputs = ["orders"]
+output = "orders-routed"
+dlq = "orders-dlq"
+allowed_outputs = ["vip-orders"]
+group_id = "e2e-chain"
+batch_size = 32
+
+[[pipeline.chain]]
+plugin = "order-enrich"
+[pipeline.chain.config]
+silver_from = 50
+gold_from = 100
+
+[[pipeline.chain]]
+plugin = "router"
+[pipeline.chain.config]
+field = "tier"
+routes = "gold:vip-orders"
+default = "orders-routed"
+"#,
+            scene.kafka_toml()
+        ),
+    );
+
+    let orders = tutorial_orders(100);
+    let bad = malformed();
+    let all: Vec<(String, String)> = orders.iter().chain(&bad).cloned().collect();
+    let delivered = kafka::produce(&bootstrap, "orders", &all);
+
+    let mut run = scene.start(&config, "sluice");
+    let mut reader = Reader::new(&bootstrap, &["orders-routed", "vip-orders", "orders-dlq"]);
+    assert!(
+        reader.wait_count(all.len(), LAND_TIMEOUT),
+        "only {} of {} records landed\n{}",
+        reader.records().len(),
+        all.len(),
+        run.describe()
+    );
+    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
+    let status = run.terminate();
+    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+
+    let vip = reader.of("vip-orders");
+    let routed = reader.of("orders-routed");
+    let dead = reader.of("orders-dlq");
+    // amount = 10 + 1.5 i is gold from i = 60 on.
+    assert_eq!(
+        tally(&vip, order_id),
+        exactly_once((60..100).map(|i| format!("ORD-{i:04}"))),
+        "vip-orders"
+    );
+    assert_eq!(
+        tally(&routed, order_id),
+        exactly_once((0..60).map(|i| format!("ORD-{i:04}"))),
+        "orders-routed"
+    );
+    let by_id: HashMap<String, &String> = orders
+        .iter()
+        .map(|(_, v)| {
+            let j: Value = serde_json::from_str(v).unwrap();
+            (j["order_id"].as_str().unwrap().to_owned(), v)
+        })
+        .collect();
+    for r in vip.iter().chain(&routed) {
+        // The enriched order, unchanged by the router; made by the last step.
+        assert_eq!(r.json(), enriched(by_id[&order_id(r)]), "{r:?}");
+        assert_eq!(r.header("sluice.plugin"), Some("router"), "{r:?}");
+    }
+
+    assert_eq!(
+        tally(&dead, key_of),
+        exactly_once(bad.iter().map(|(k, _)| k.clone())),
+        "DLQ"
+    );
+    for (j, (key, _)) in bad.iter().enumerate() {
+        let dl = dead
+            .iter()
+            .find(|d| d.key.as_deref() == Some(key.as_str()))
+            .unwrap();
+        // The first step failed, so the envelope names order-enrich, not the
+        // chain's last plugin.
+        assert_envelope(
+            dl,
+            "invalid",
+            "chain",
+            "order-enrich",
+            "orders",
+            delivered[orders.len() + j],
+        );
+    }
+    assert_committed_all(&bootstrap, "e2e-chain", "orders", &delivered);
+}
+
+// ---------------------------------------------------------------------------
+// 4. Scale-out: two processes, one group
+// ---------------------------------------------------------------------------
+
+#[test]
+fn two_processes_share_the_partitions_and_process_everything() {
+    const EVENTS: usize = 2_000;
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    scene.create_topic("events", 4);
+    scene.create_topic("events-out", 4);
+    scene.create_topic("events-dlq", 1);
+    // hostile passes `log:<msg>` events through and logs `<msg>`, so each
+    // process's log says which events it processed.
+    let config = scene.write_config(
+        "scale.toml",
+        &format!(
+            "{}{}",
+            scene.kafka_toml_with(&plugins_dir().join("fixtures")),
+            single_plugin_pipeline(
+                "scale",
+                "events",
+                "hostile",
+                "events-out",
+                "events-dlq",
+                "batch_size = 64",
+            )
+        ),
+    );
+
+    let mut a = scene.start(&config, "a");
+    a.wait_for_log("partition assigned", 4, LAND_TIMEOUT);
+    let mut b = scene.start(&config, "b");
+    b.wait_for_log("partition assigned", 1, LAND_TIMEOUT);
+    // Let the cooperative rebalance settle: `a` gave up what `b` got.
+    a.wait_for_log("partition revoked", 1, LAND_TIMEOUT);
+
+    let records: Vec<(String, String)> = (0..EVENTS)
+        .map(|i| (format!("k-{i:05}"), format!("log:ev-{i:05}")))
+        .collect();
+    kafka::produce(&bootstrap, "events", &records);
+
+    let mut reader = Reader::new(&bootstrap, &["events-out", "events-dlq"]);
+    let all_there = reader.read_until(LAND_TIMEOUT, |records| {
+        records
+            .iter()
+            .filter_map(|r| r.value.as_deref())
+            .collect::<BTreeSet<_>>()
+            .len()
+            >= EVENTS
+    });
+    assert!(
+        all_there,
+        "only {} outputs\n{}\n{}",
+        reader.records().len(),
+        a.describe(),
+        b.describe()
+    );
+    let status_a = a.terminate();
+    let status_b = b.terminate();
+    assert!(status_a.success(), "a: {status_a}\n{}", a.describe());
+    assert!(status_b.success(), "b: {status_b}\n{}", b.describe());
+
+    let expected: BTreeSet<String> = (0..EVENTS).map(|i| format!("log:ev-{i:05}")).collect();
+    let outputs: BTreeSet<String> = reader
+        .of("events-out")
+        .into_iter()
+        .filter_map(|r| r.value)
+        .collect();
+    assert_eq!(outputs, expected, "outputs");
+    assert!(reader.of("events-dlq").is_empty(), "dead letters");
+
+    // Both processes held partitions and processed events.
+    let processed_by = |log: &str| -> BTreeSet<String> {
+        log.lines()
+            .filter(|l| l.contains("sluice::plugin"))
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("ev-")))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (by_a, by_b) = (processed_by(&a.stderr()), processed_by(&b.stderr()));
+    println!(
+        "scale-out: process a processed {} events, process b {}",
+        by_a.len(),
+        by_b.len()
+    );
+    assert!(
+        !by_a.is_empty(),
+        "process a processed nothing\n{}",
+        a.describe()
+    );
+    assert!(
+        !by_b.is_empty(),
+        "process b processed nothing\n{}",
+        b.describe()
+    );
+    assert_eq!(
+        by_a.union(&by_b).count(),
+        EVENTS,
+        "every event was processed by one of them"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 5. Interop with Python confluent-kafka
+// ---------------------------------------------------------------------------
+
+#[test]
+fn python_producer_and_consumer_interoperate() {
+    let python_ok = Command::new("python3")
+        .args(["-c", "import confluent_kafka"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        python_ok,
+        "python3 with confluent-kafka is needed: run scripts/setup"
+    );
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    scene.create_topic("orders", 3);
+    scene.create_topic("orders-enriched", 3);
+    scene.create_topic("orders-dlq", 1);
+    let config = scene.write_config(
+        "interop.toml",
+        &format!(
+            "{}{}",
+            scene.kafka_toml(),
+            single_plugin_pipeline(
+                "interop",
+                "orders",
+                "order-enrich",
+                "orders-enriched",
+                "orders-dlq",
+                "",
+            )
+        ),
+    );
+    let mut run = scene.start(&config, "sluice");
+
+    let examples = repo_dir().join("examples/python");
+    let produced = Command::new("python3")
+        .arg(examples.join("producer.py"))
+        .args(["--bootstrap", &bootstrap, "--topic", "orders"])
+        .args(["--count", "50", "--malformed", "2"])
+        .output()
+        .expect("run producer.py");
+    assert!(
+        produced.status.success(),
+        "producer.py: {}\n{}",
+        produced.status,
+        String::from_utf8_lossy(&produced.stderr)
+    );
+
+    let mut reader = Reader::new(&bootstrap, &["orders-enriched", "orders-dlq"]);
+    assert!(
+        reader.wait_count(52, LAND_TIMEOUT),
+        "only {} of 52 records landed\n{}",
+        reader.records().len(),
+        run.describe()
+    );
+    let status = run.terminate();
+    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+
+    let consumed = Command::new("python3")
+        .arg(examples.join("consumer.py"))
+        .args(["--bootstrap", &bootstrap, "--topic", "orders-enriched"])
+        .args(["--idle-secs", "3", "--timeout", "60"])
+        .output()
+        .expect("run consumer.py");
+    assert!(
+        consumed.status.success(),
+        "consumer.py: {}\n{}",
+        consumed.status,
+        String::from_utf8_lossy(&consumed.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&consumed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        50,
+        "consumer.py read {} records\n{}",
+        lines.len(),
+        String::from_utf8_lossy(&consumed.stderr)
+    );
+    let mut ids = BTreeSet::new();
+    for line in &lines {
+        let order: Value =
+            serde_json::from_str(line["value"].as_str().expect("a value")).expect("JSON value");
+        let amount = order["amount"].as_f64().expect("amount");
+        assert_eq!(order["tier"], tier_of(amount), "{line}");
+        assert_eq!(line["key"], order["customer_id"], "{line}");
+        assert_eq!(line["headers"]["sluice.plugin"], "order-enrich", "{line}");
+        ids.insert(order["order_id"].as_str().unwrap().to_owned());
+    }
+    let want: BTreeSet<String> = (0..50).map(|i| format!("ORD-{i:04}")).collect();
+    assert_eq!(ids, want, "order ids read by consumer.py");
+
+    let dead = reader.of("orders-dlq");
+    assert_eq!(
+        tally(&dead, key_of),
+        exactly_once(["bad-0".to_owned(), "bad-1".to_owned()]),
+        "DLQ"
+    );
+    for dl in &dead {
+        assert_eq!(dl.header("sluice.error.kind"), Some("invalid"), "{dl:?}");
+        assert_eq!(dl.header("sluice.plugin"), Some("order-enrich"), "{dl:?}");
+        assert_eq!(dl.header("sluice.source.topic"), Some("orders"), "{dl:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6. Bad configs and plugins
+// ---------------------------------------------------------------------------
+
+/// A broken pipeline file and what its error must say.
+struct BadConfig {
+    name: &'static str,
+    group: &'static str,
+    text: String,
+    /// Fragments the message must contain; `{path}` is the file's path.
+    expect: Vec<String>,
+}
+
+#[test]
+fn bad_configs_fail_check_and_run_clearly_and_consume_nothing() {
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    scene.create_topic("orders", 3);
+    scene.create_topic("orders-enriched", 3);
+    scene.create_topic("orders-dlq", 1);
+    // Something to consume, were anything to start.
+    let delivered = kafka::produce(&bootstrap, "orders", &tutorial_orders(20));
+    assert_eq!(delivered.len(), 20);
+
+    let kafka = scene.kafka_toml();
+    // The pipeline starts on the line after the `[kafka]`/`[plugins]` head.
+    let head_lines = kafka.lines().count();
+    let plugins = plugins_dir();
+    let cases = vec![
+        BadConfig {
+            name: "syntax",
+            group: "e2e-bad-syntax",
+            // Line head+6, column 9: a second `=`.
+            text: format!(
+                "{kafka}[[pipeline]]\nname = \"bad\"\ngroup_id = \"e2e-bad-syntax\"\n\
+                 inputs = [\"orders\"]\nplugin = \"order-enrich\"\n\
+                 output == \"orders-enriched\"\ndlq = \"orders-dlq\"\n"
+            ),
+            expect: vec![format!("{{path}}:{}:9: ", head_lines + 6)],
+        },
+        BadConfig {
+            name: "unknown-field",
+            group: "e2e-bad-unknown",
+            // Line head+8, column 3.
+            text: format!(
+                "{kafka}[[pipeline]]\nname = \"bad\"\ngroup_id = \"e2e-bad-unknown\"\n\
+                 inputs = [\"orders\"]\nplugin = \"order-enrich\"\n\
+                 output = \"orders-enriched\"\ndlq = \"orders-dlq\"\n  batch_sise = 10\n"
+            ),
+            expect: vec![
+                format!("{{path}}:{}:3: ", head_lines + 8),
+                "unknown field `batch_sise`".to_owned(),
+            ],
+        },
+        BadConfig {
+            name: "missing-plugin",
+            group: "e2e-bad-missing",
+            // Line head+5, column 10: the plugin's name.
+            text: format!(
+                "{kafka}[[pipeline]]\nname = \"bad\"\ngroup_id = \"e2e-bad-missing\"\n\
+                 inputs = [\"orders\"]\nplugin = \"no-such-plugin\"\n\
+                 output = \"orders-enriched\"\ndlq = \"orders-dlq\"\n"
+            ),
+            expect: vec![
+                format!("{{path}}:{}:10: ", head_lines + 5),
+                "plugin `no-such-plugin` not found".to_owned(),
+                plugins.join("no-such-plugin.wasm").display().to_string(),
+            ],
+        },
+        BadConfig {
+            // Writing to its own input: the one output rule a file can break
+            // (the runtime side is `output_to_a_topic_not_allowed_...`).
+            name: "output-loop",
+            group: "e2e-bad-loop",
+            // Line head+4, column 11: the input that is also an output.
+            text: format!(
+                "{kafka}[[pipeline]]\nname = \"bad\"\ngroup_id = \"e2e-bad-loop\"\n\
+                 inputs = [\"orders\"]\nplugin = \"router\"\n\
+                 output = \"orders-enriched\"\ndlq = \"orders-dlq\"\n\
+                 allowed_outputs = [\"orders\"]\n"
+            ),
+            expect: vec![
+                format!("{{path}}:{}:11: ", head_lines + 4),
+                "input `orders` is also in `allowed_outputs`".to_owned(),
+            ],
+        },
+    ];
+
+    for case in &cases {
+        let path = scene.write_config(&format!("{}.toml", case.name), &case.text);
+        let path_text = path.display().to_string();
+        for command in ["check", "run"] {
+            let out = scene.cli(&[command, &path_text], Duration::from_secs(60));
+            let what = format!("`sluice {command}` on the {} config", case.name);
+            assert!(!out.status.success(), "{what} succeeded\n{}", out.text());
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{what}: exit code\n{}",
+                out.text()
+            );
+            assert_no_panic(&out.text());
+            for fragment in &case.expect {
+                let fragment = fragment.replace("{path}", &path_text);
+                assert!(
+                    out.stderr.contains(&fragment),
+                    "{what}: the error does not contain `{fragment}`\n{}",
+                    out.text()
+                );
+            }
+            assert!(
+                !out.stderr.contains("pipeline started"),
+                "{what} started a pipeline\n{}",
+                out.text()
+            );
+        }
+    }
+
+    // Nothing joined a group, so nothing was committed.
+    for case in &cases {
+        let committed = kafka::committed(&bootstrap, case.group, "orders");
+        assert!(
+            committed.values().all(Option::is_none),
+            "group {} committed {committed:?}",
+            case.group
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6b. Outputs to a topic the pipeline does not allow, at run time
+// ---------------------------------------------------------------------------
+
+#[test]
+fn output_to_a_topic_not_allowed_is_dead_lettered_and_the_rest_flows() {
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    for (topic, partitions) in [
+        ("orders", 2),
+        ("orders-routed", 2),
+        ("vip-orders", 1),
+        ("orders-dlq", 1),
+    ] {
+        scene.create_topic(topic, partitions);
+    }
+    // CUST-001's orders are routed to `forbidden-orders`, which is not in
+    // `allowed_outputs`.
+    let config = scene.write_config(
+        "rejected.toml",
+        &format!(
+            r#"{}
+[[pipeline]]
+name = "rejected"
+inputs = ["orders"]
+plugin = "router"
+output = "orders-routed"
+dlq = "orders-dlq"
+allowed_outputs = ["vip-orders"]
+group_id = "e2e-rejected"
+batch_size = 8
+
+[pipeline.config]
+field = "customer_id"
+routes = "CUST-000:vip-orders, CUST-001:forbidden-orders"
+default = "orders-routed"
+"#,
+            scene.kafka_toml()
+        ),
+    );
+    let check = scene.cli(
+        &["check", &config.display().to_string()],
+        Duration::from_secs(60),
+    );
+    assert!(check.status.success(), "check: {}", check.text());
+
+    let orders = tutorial_orders(30);
+    let delivered = kafka::produce(&bootstrap, "orders", &orders);
+    let mut run = scene.start(&config, "sluice");
+    let mut reader = Reader::new(&bootstrap, &["orders-routed", "vip-orders", "orders-dlq"]);
+    assert!(
+        reader.wait_count(30, LAND_TIMEOUT),
+        "only {} of 30 records landed\n{}",
+        reader.records().len(),
+        run.describe()
+    );
+    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
+    let status = run.terminate();
+    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+
+    let ids = |customers: &[usize]| {
+        exactly_once(
+            (0..30)
+                .filter(|i| customers.contains(&(i % 10)))
+                .map(|i| format!("ORD-{i:04}")),
+        )
+    };
+    assert_eq!(
+        tally(&reader.of("vip-orders"), order_id),
+        ids(&[0]),
+        "vip-orders"
+    );
+    assert_eq!(
+        tally(&reader.of("orders-routed"), order_id),
+        ids(&[2, 3, 4, 5, 6, 7, 8, 9]),
+        "orders-routed"
+    );
+    let dead = reader.of("orders-dlq");
+    assert_eq!(tally(&dead, order_id), ids(&[1]), "DLQ");
+    for dl in &dead {
+        let i: usize = order_id(dl)[4..].parse().unwrap();
+        assert_envelope(
+            dl,
+            "output-rejected",
+            "rejected",
+            "router",
+            "orders",
+            delivered[i],
+        );
+        assert!(
+            dl.header("sluice.error.message")
+                .unwrap()
+                .contains("forbidden-orders"),
+            "{dl:?}"
+        );
+    }
+    let topics = scene.broker.topics().expect("list topics");
+    assert!(
+        !topics.iter().any(|t| t == "forbidden-orders"),
+        "something was written to forbidden-orders: {topics:?}"
+    );
+    assert_committed_all(&bootstrap, "e2e-rejected", "orders", &delivered);
+}
+
+// ---------------------------------------------------------------------------
+// 7. Poison events
+// ---------------------------------------------------------------------------
+
+#[test]
+fn poison_events_are_dead_lettered_without_blocking_their_partition() {
+    const EVENTS: usize = 200;
+    const PANIC: &[usize] = &[0, 17, 61, 133];
+    const INVALID: &[usize] = &[42, 60, 150, 199];
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    scene.create_topic("events", 2);
+    scene.create_topic("events-out", 1);
+    scene.create_topic("events-dlq", 1);
+    let config = scene.write_config(
+        "poison.toml",
+        &format!(
+            "{}{}",
+            scene.kafka_toml_with(&plugins_dir().join("fixtures")),
+            single_plugin_pipeline(
+                "poison",
+                "events",
+                "hostile",
+                "events-out",
+                "events-dlq",
+                "batch_size = 16",
+            )
+        ),
+    );
+    let records: Vec<(String, String)> = (0..EVENTS)
+        .map(|i| {
+            let value = if PANIC.contains(&i) {
+                "panic".to_owned()
+            } else if INVALID.contains(&i) {
+                "invalid".to_owned()
+            } else {
+                format!("ev-{i:03}")
+            };
+            (format!("k-{i:03}"), value)
+        })
+        .collect();
+    let delivered = kafka::produce(&bootstrap, "events", &records);
+
+    let mut run = scene.start(&config, "sluice");
+    let mut reader = Reader::new(&bootstrap, &["events-out", "events-dlq"]);
+    assert!(
+        reader.wait_count(EVENTS, LAND_TIMEOUT),
+        "only {} of {EVENTS} records landed\n{}",
+        reader.records().len(),
+        run.describe()
+    );
+    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
+    let status = run.terminate();
+    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+
+    let poison: BTreeSet<usize> = PANIC.iter().chain(INVALID).copied().collect();
+    let good = |i: &usize| !poison.contains(i);
+    let mut outputs = reader.of("events-out");
+    assert_eq!(
+        tally(&outputs, key_of),
+        exactly_once((0..EVENTS).filter(good).map(|i| format!("k-{i:03}"))),
+        "outputs"
+    );
+    // Per input partition, outputs in input order.
+    outputs.sort_by_key(|r| r.offset);
+    let index_of = |r: &Record| -> usize { key_of(r)[2..].parse().unwrap() };
+    for partition in 0..2 {
+        let got: Vec<usize> = outputs
+            .iter()
+            .map(index_of)
+            .filter(|&i| delivered[i].partition == partition)
+            .collect();
+        let mut want: Vec<usize> = (0..EVENTS)
+            .filter(good)
+            .filter(|&i| delivered[i].partition == partition)
+            .collect();
+        want.sort_by_key(|&i| delivered[i].offset);
+        assert_eq!(
+            got, want,
+            "outputs of input partition {partition}, in order"
+        );
+    }
+    for r in &outputs {
+        assert_eq!(
+            r.value.as_deref(),
+            Some(records[index_of(r)].1.as_str()),
+            "{r:?}"
+        );
+    }
+
+    let dead = reader.of("events-dlq");
+    assert_eq!(
+        tally(&dead, key_of),
+        exactly_once(poison.iter().map(|i| format!("k-{i:03}"))),
+        "DLQ"
+    );
+    for dl in &dead {
+        let i = index_of(dl);
+        let kind = if PANIC.contains(&i) {
+            "trap"
+        } else {
+            "invalid"
+        };
+        assert_envelope(dl, kind, "poison", "hostile", "events", delivered[i]);
+        assert_eq!(dl.value.as_deref(), Some(records[i].1.as_str()));
+    }
+    assert_committed_all(&bootstrap, "e2e-poison", "events", &delivered);
+}
