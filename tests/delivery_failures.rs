@@ -1,0 +1,233 @@
+//! What happens when the broker refuses records, on librdkafka's mock
+//! cluster (which can inject topic errors): a dead letter that cannot be
+//! written holds its partition's offsets back and is retried until it
+//! lands; an output that cannot be written turns its event into a dead
+//! letter (`produce-failed`). Either way nothing is skipped and, once
+//! everything is written, the committed offsets cover every input.
+
+mod support;
+
+use std::time::Duration;
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::RDKafkaRespErr;
+use support::kafka::{Reader, TestProducer, committed, ends};
+use support::sluice::plugins_dir;
+
+use sluice::config::Config;
+use sluice::supervisor::Supervisor;
+
+/// A pipeline through the hostile fixture (a passthrough unless an event
+/// asks for trouble) on the mock cluster at `bootstrap`.
+fn config(bootstrap: &str, dir: &std::path::Path) -> Config {
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{bootstrap}"
+[kafka.consumer]
+"session.timeout.ms" = 6000
+[kafka.producer]
+"message.timeout.ms" = 2000
+"topic.metadata.refresh.interval.ms" = 500
+[plugins]
+dir = "{plugins}"
+[[pipeline]]
+name = "p"
+inputs = ["in"]
+plugin = "hostile"
+output = "out"
+dlq = "dlq"
+group_id = "g"
+batch_size = 8
+"#,
+        plugins = plugins_dir().join("fixtures").display()
+    );
+    let path = dir.join("p.toml");
+    std::fs::write(&path, &text).expect("write config");
+    Config::load(&path).expect("valid config")
+}
+
+fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    for topic in ["in", "out", "dlq"] {
+        cluster.create_topic(topic, 2, 1).expect("create topic");
+    }
+    cluster
+}
+
+#[test]
+fn an_unwritable_dlq_holds_offsets_back_until_it_recovers() {
+    let cluster = cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().expect("tempdir");
+    cluster
+        .topic_error(
+            "dlq",
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        )
+        .expect("inject error");
+    let mut supervisor = Supervisor::start(config(&bootstrap, dir.path())).expect("starts");
+
+    let mut producer = TestProducer::new(&bootstrap);
+    for i in 0..40 {
+        let value = if i % 10 == 3 {
+            "invalid".to_owned()
+        } else {
+            format!("ok-{i}")
+        };
+        producer.send(
+            "in",
+            Some(format!("k{i}").as_bytes()),
+            Some(value.as_bytes()),
+        );
+    }
+    let delivered = producer.flush();
+
+    // Topics in error have no metadata, so each reader reads healthy ones.
+    let mut outputs = Reader::new(&bootstrap, &["out"]);
+    assert!(
+        outputs.wait_count(36, Duration::from_secs(30)),
+        "outputs: {}",
+        outputs.records().len()
+    );
+    // The dead letters cannot be written, so the offsets of their
+    // partitions must not move past them.
+    std::thread::sleep(Duration::from_secs(3));
+    let held = committed(&bootstrap, "g", "in");
+    let end = ends(&delivered);
+    assert!(
+        end.iter()
+            .any(|(p, e)| held.get(p).copied().flatten().is_none_or(|c| c < *e)),
+        "offsets were committed past unwritten dead letters: {held:?} vs ends {end:?}"
+    );
+
+    cluster
+        .topic_error("dlq", RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR)
+        .expect("clear error");
+    let mut reader = Reader::new(&bootstrap, &["dlq"]);
+    assert!(
+        reader.wait_count(4, Duration::from_secs(30)),
+        "dead letters: {}",
+        reader.records().len()
+    );
+    let dead = reader.of("dlq");
+    assert_eq!(dead.len(), 4);
+    assert!(
+        dead.iter()
+            .all(|r| r.header("sluice.error.kind") == Some("invalid"))
+    );
+
+    supervisor.stop();
+    let committed = committed(&bootstrap, "g", "in");
+    for (partition, end) in &end {
+        assert_eq!(
+            committed.get(partition).copied().flatten(),
+            Some(*end),
+            "partition {partition}"
+        );
+    }
+}
+
+#[test]
+fn an_unwritable_output_becomes_a_produce_failed_dead_letter() {
+    let cluster = cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().expect("tempdir");
+    cluster
+        .topic_error(
+            "out",
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        )
+        .expect("inject error");
+    let mut supervisor = Supervisor::start(config(&bootstrap, dir.path())).expect("starts");
+
+    let mut producer = TestProducer::new(&bootstrap);
+    for i in 0..10 {
+        producer.send(
+            "in",
+            Some(format!("k{i}").as_bytes()),
+            Some(format!("ok-{i}").as_bytes()),
+        );
+    }
+    let delivered = producer.flush();
+
+    let mut reader = Reader::new(&bootstrap, &["dlq"]);
+    assert!(
+        reader.wait_count(10, Duration::from_secs(30)),
+        "records: {}",
+        reader.records().len()
+    );
+    let dead = reader.of("dlq");
+    assert_eq!(dead.len(), 10, "every event must be dead-lettered");
+    for record in &dead {
+        assert_eq!(record.header("sluice.error.kind"), Some("produce-failed"));
+        assert!(
+            record
+                .header("sluice.error.message")
+                .is_some_and(|m| m.contains("cannot write output")),
+            "{:?}",
+            record.header("sluice.error.message")
+        );
+    }
+    let mut values: Vec<String> = dead.iter().filter_map(|r| r.value.clone()).collect();
+    values.sort();
+    let mut expected: Vec<String> = (0..10).map(|i| format!("ok-{i}")).collect();
+    expected.sort();
+    assert_eq!(values, expected);
+
+    supervisor.stop();
+    let committed = committed(&bootstrap, "g", "in");
+    for (partition, end) in &ends(&delivered) {
+        assert_eq!(
+            committed.get(partition).copied().flatten(),
+            Some(*end),
+            "partition {partition}"
+        );
+    }
+}
+
+#[test]
+fn retryable_failures_are_retried_then_dead_lettered_in_order() {
+    let cluster = cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut supervisor = Supervisor::start(config(&bootstrap, dir.path())).expect("starts");
+
+    let mut producer = TestProducer::new(&bootstrap);
+    // One key: one partition, so the order of outputs is checkable.
+    for value in ["a", "retry", "b", "retry", "c"] {
+        producer.send("in", Some(b"k"), Some(value.as_bytes()));
+    }
+    producer.flush();
+
+    let mut reader = Reader::new(&bootstrap, &["out", "dlq"]);
+    assert!(
+        reader.wait_count(5, Duration::from_secs(30)),
+        "records: {}",
+        reader.records().len()
+    );
+    let outputs: Vec<String> = reader
+        .of("out")
+        .iter()
+        .filter_map(|r| r.value.clone())
+        .collect();
+    assert_eq!(outputs, ["a", "b", "c"]);
+    let dead = reader.of("dlq");
+    assert_eq!(dead.len(), 2);
+    for record in &dead {
+        assert_eq!(
+            record.header("sluice.error.kind"),
+            Some("retries-exhausted")
+        );
+        // The pipeline's default policy: three tries in all.
+        assert_eq!(record.header("sluice.attempts"), Some("3"));
+        assert!(
+            record
+                .header("sluice.error.message")
+                .is_some_and(|m| m.contains("asked to retry")),
+            "{:?}",
+            record.header("sluice.error.message")
+        );
+    }
+    supervisor.stop();
+}
