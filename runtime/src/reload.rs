@@ -32,6 +32,9 @@ impl Default for WatchOptions {
     }
 }
 
+/// The longest a burst of file events may put off a look at the files.
+const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
+
 /// Runs until SIGINT/SIGTERM, reloading on edits and SIGHUP. Returns the
 /// name of the stop signal.
 pub async fn serve(supervisor: &mut Supervisor, options: &WatchOptions) -> &'static str {
@@ -45,8 +48,23 @@ pub async fn serve(supervisor: &mut Supervisor, options: &WatchOptions) -> &'sta
         let look = tokio::select! {
             signal = &mut stop => return signal,
             Some(()) = events.recv() => {
-                // Let a burst of events (a copy, an editor's save) end first.
-                while tokio::time::timeout(options.debounce, events.recv()).await.is_ok() {}
+                // Let a burst of events (a copy, an editor's save) end first,
+                // but for at most MAX_DEBOUNCE: a directory that never goes
+                // quiet (a log file, a build next to the plugins) must not
+                // hold reloads back forever, nor a stop signal.
+                let limit = tokio::time::sleep(MAX_DEBOUNCE);
+                tokio::pin!(limit);
+                loop {
+                    tokio::select! {
+                        signal = &mut stop => return signal,
+                        _ = &mut limit => break,
+                        more = tokio::time::timeout(options.debounce, events.recv()) => {
+                            if !matches!(more, Ok(Some(()))) {
+                                break;
+                            }
+                        }
+                    }
+                }
                 "file event"
             }
             Some(()) = recv_hangup(&mut hangup) => "SIGHUP",
@@ -57,7 +75,10 @@ pub async fn serve(supervisor: &mut Supervisor, options: &WatchOptions) -> &'sta
         // settle); pipelines run on their own threads meanwhile.
         let mut again = tokio::task::block_in_place(|| supervisor.reconcile());
         while again {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::select! {
+                signal = &mut stop => return signal,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
             again = tokio::task::block_in_place(|| supervisor.reconcile());
         }
     }

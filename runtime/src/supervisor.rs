@@ -190,10 +190,22 @@ impl Supervisor {
         &self.engine
     }
 
-    /// Records the current look of the config file and every loaded plugin.
+    /// Records the look of the config file and every loaded plugin. Files
+    /// already known keep the look they had when last loaded: a plugin that
+    /// changed on disk while a config edit was applied (which reuses the
+    /// loaded version) must still be noticed as changed and reloaded.
     fn remember_files(&mut self) {
         let paths = std::iter::once(self.config.path.clone()).chain(self.plugins.keys().cloned());
-        self.seen = paths.map(|p| (p.clone(), fingerprint(&p))).collect();
+        self.seen = paths
+            .map(|p| {
+                let seen = self
+                    .seen
+                    .get(&p)
+                    .copied()
+                    .unwrap_or_else(|| fingerprint(&p));
+                (p, seen)
+            })
+            .collect();
     }
 
     /// Looks for edited files and applies them: a changed config is

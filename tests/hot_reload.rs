@@ -1,0 +1,1225 @@
+//! Hot reload of `sluice run` end to end against a real Kafka-compatible
+//! broker (tansu): a plugin swapped in the middle of a stream, broken plugins
+//! that must leave the running version alone, config edits that add,
+//! break, refuse and remove pipelines while the others keep running, a
+//! plugins directory that never goes quiet, and a plugin deployed together
+//! with a config edit.
+//!
+//! Every test has its own broker, its own directory (config in `config/`,
+//! plugins copied into `plugins/`, logs at the top) and its own `sluice run`
+//! with `--poll-interval-secs 1`. New plugin versions are deployed the
+//! documented way: written under a temporary name in the same directory,
+//! then renamed over the old file.
+//!
+//!     cargo test --release -p sluice --test hot_reload
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+
+use support::kafka::{self, Reader, Record};
+use support::sluice::{Scene, binary, plugin_path};
+
+/// How long a test waits for records to land or for a log line (a group join
+/// alone takes ~3 s on tansu; generous because tests share two cores).
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The log line of a successful plugin swap.
+const PLUGIN_RELOADED: &str = "plugin reloaded";
+/// The log line of a plugin swap that did not happen.
+const PLUGIN_RELOAD_FAILED: &str = "plugin reload failed; the running version stays";
+/// The header `passthrough-v2` adds to every output.
+const VERSION_HEADER: &str = "sluice-test-version";
+
+// ---------------------------------------------------------------------------
+// Helpers: files
+// ---------------------------------------------------------------------------
+
+/// `sha256:<hex>` of a file, as in the `sluice.plugin.digest` header.
+fn digest_of_file(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    sluice::plugin::compiled::digest_of(&bytes)
+}
+
+/// Writes `bytes` to `.NAME.tmp` next to `target`, then renames it over
+/// `target`: the documented way to deploy, atomic for the watcher.
+fn deploy_bytes(target: &Path, bytes: &[u8]) {
+    let name = target.file_name().unwrap().to_string_lossy();
+    let tmp = target.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+    std::fs::rename(&tmp, target)
+        .unwrap_or_else(|e| panic!("rename {} over {}: {e}", tmp.display(), target.display()));
+}
+
+/// Deploys a copy of `source` as `target` (temporary name, then rename).
+fn deploy(source: &Path, target: &Path) {
+    let bytes = std::fs::read(source).unwrap_or_else(|e| panic!("read {}: {e}", source.display()));
+    deploy_bytes(target, &bytes);
+}
+
+/// A test's own directories: `config/` for the pipeline file and `plugins/`
+/// with private copies of the plugins. Logs stay at the top, outside the
+/// directories Sluice watches.
+struct Dirs {
+    config: PathBuf,
+    plugins: PathBuf,
+}
+
+impl Dirs {
+    fn new(scene: &Scene, plugins: &[&str]) -> Dirs {
+        let config = scene.dir.path().join("config");
+        let plugin_dir = scene.dir.path().join("plugins");
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::create_dir_all(&plugin_dir).unwrap();
+        for name in plugins {
+            std::fs::copy(plugin_path(name), plugin_dir.join(format!("{name}.wasm")))
+                .unwrap_or_else(|e| panic!("copy plugin {name}: {e}"));
+        }
+        Dirs {
+            config: config.join("sluice.toml"),
+            plugins: plugin_dir,
+        }
+    }
+
+    /// The test's copy of a plugin.
+    fn plugin(&self, name: &str) -> PathBuf {
+        self.plugins.join(format!("{name}.wasm"))
+    }
+}
+
+/// A pipeline section with the `passthrough` plugin.
+fn pipeline_toml(name: &str, input: &str, output: &str) -> String {
+    format!(
+        r#"
+[[pipeline]]
+name = "{name}"
+inputs = ["{input}"]
+plugin = "passthrough"
+output = "{output}"
+dlq = "{name}-dlq"
+group_id = "hot-{name}"
+batch_size = 64
+workers = 2
+"#
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Helpers: `sluice run` with a quick periodic look
+// ---------------------------------------------------------------------------
+
+/// `sluice run CONFIG --poll-interval-secs 1`, logging (info, plain text) to
+/// `<dir>/<name>.stderr`. Killed and reaped on drop; a panicking test prints
+/// the end of its log.
+struct Run {
+    name: String,
+    child: Child,
+    status: Option<ExitStatus>,
+    log: PathBuf,
+}
+
+impl Run {
+    fn start(scene: &Scene, config: &Path, name: &str) -> Run {
+        let log = scene.dir.path().join(format!("{name}.stderr"));
+        let stdout = scene.dir.path().join(format!("{name}.stdout"));
+        let child = Command::new(binary())
+            .arg("run")
+            .arg(config)
+            .args(["--poll-interval-secs", "1"])
+            .env("SLUICE_LOG", "info")
+            .env_remove("RUST_LOG")
+            .env_remove("SLUICE_LOG_FORMAT")
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).unwrap())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .expect("start sluice run");
+        Run {
+            name: name.to_owned(),
+            child,
+            status: None,
+            log,
+        }
+    }
+
+    /// The whole log so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Where the log ends now; pass to [`Run::log_since`].
+    fn mark(&self) -> usize {
+        self.log().len()
+    }
+
+    /// The log written after `mark`.
+    fn log_since(&self, mark: usize) -> String {
+        self.log().get(mark..).unwrap_or_default().to_owned()
+    }
+
+    /// Lines (after `mark`) that contain every one of `needles`.
+    fn lines_with(&self, mark: usize, needles: &[&str]) -> Vec<String> {
+        self.log_since(mark)
+            .lines()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until at least `count` lines after `mark` contain all of
+    /// `needles`; returns those lines. Panics (with the log) if the process
+    /// exits or `TIMEOUT` passes first.
+    fn wait_for(&mut self, mark: usize, needles: &[&str], count: usize) -> Vec<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let lines = self.lines_with(mark, needles);
+            if lines.len() >= count {
+                return lines;
+            }
+            if let Some(status) = self.try_wait() {
+                panic!(
+                    "{} exited ({status}) before logging {count}× {needles:?}\n{}",
+                    self.name,
+                    self.describe()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not log {count}× {needles:?} within {TIMEOUT:?}\n{}",
+                self.name,
+                self.describe()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait");
+        }
+        self.status
+    }
+
+    /// SIGTERM, then waits (at most 60 s) for it to drain and exit.
+    fn terminate(&mut self) -> ExitStatus {
+        if let Some(status) = self.try_wait() {
+            return status;
+        }
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{} did not exit within 60 s of SIGTERM\n{}",
+            self.name,
+            self.describe()
+        );
+    }
+
+    fn describe(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        format!(
+            "--- sluice `{}` (pid {}, status {:?}), last 60 log lines ---\n{}",
+            self.name,
+            self.child.id(),
+            self.status,
+            lines[lines.len().saturating_sub(60)..].join("\n")
+        )
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if self.try_wait().is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.describe());
+        }
+    }
+}
+
+/// No line mentioning `pipeline=NAME` says the pipeline lost a partition,
+/// stopped or (re)started.
+fn assert_untouched(log: &str, pipeline: &str, what: &str) {
+    let tag = format!("pipeline={pipeline}");
+    let bad: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&tag) || l.contains(&format!("pipeline=\"{pipeline}\"")))
+        .filter(|l| {
+            [
+                "partition revoked",
+                "stopping",
+                "stopped",
+                "pipeline started",
+            ]
+            .iter()
+            .any(|n| l.contains(n))
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "pipeline `{pipeline}` was disturbed by {what}:\n{}",
+        bad.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Helpers: producing to explicit partitions
+// ---------------------------------------------------------------------------
+
+type Slots = Mutex<Vec<Option<Result<(i32, i64), String>>>>;
+
+/// Delivery reports by the index of the record.
+struct Reports(Slots);
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
+        let outcome = match result {
+            Ok(m) => Ok((m.partition(), m.offset())),
+            Err((e, _)) => Err(e.to_string()),
+        };
+        let mut slots = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if slots.len() <= index {
+            slots.resize(index + 1, None);
+        }
+        slots[index] = Some(outcome);
+    }
+}
+
+/// One produced event: its value `P:SEQ` and where it landed.
+#[derive(Debug, Clone)]
+struct Sent {
+    value: String,
+    partition: i32,
+    offset: i64,
+}
+
+/// Produces events keyed `p{P}` with value `P:SEQ` to explicit partitions
+/// of one topic, so that everything of input partition P is one key (one
+/// output partition, in order). Sequence numbers continue across calls.
+struct Feed {
+    topic: String,
+    partitions: i32,
+    next: u64,
+    producer: ThreadedProducer<Reports>,
+    values: Vec<String>,
+}
+
+impl Feed {
+    fn new(bootstrap: &str, topic: &str, partitions: i32) -> Feed {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "60000")
+            .create_with_context(Reports(Mutex::new(Vec::new())))
+            .expect("create the producer");
+        Feed {
+            topic: topic.to_owned(),
+            partitions,
+            next: 0,
+            producer,
+            values: Vec::new(),
+        }
+    }
+
+    /// Queues `per_partition` events on every partition (round robin);
+    /// returns their values.
+    fn send(&mut self, per_partition: u64) -> Vec<String> {
+        let mut values = Vec::new();
+        for _ in 0..per_partition {
+            let seq = self.next;
+            self.next += 1;
+            for p in 0..self.partitions {
+                values.push(self.send_one(p, seq));
+            }
+        }
+        values
+    }
+
+    fn send_one(&mut self, partition: i32, seq: u64) -> String {
+        let key = format!("p{partition}");
+        let value = format!("{partition}:{seq}");
+        let index = self.values.len();
+        self.values.push(value.clone());
+        let mut record = BaseRecord::with_opaque_to(&self.topic, index)
+            .partition(partition)
+            .key(key.as_bytes())
+            .payload(value.as_bytes());
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return value,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((e, _)) => panic!("cannot queue a record for `{}`: {e}", self.topic),
+            }
+        }
+    }
+
+    /// Queues `per_partition` events per partition and waits until every
+    /// record sent so far is acknowledged; returns the new values.
+    fn produce(&mut self, per_partition: u64) -> Vec<String> {
+        let values = self.send(per_partition);
+        self.flush();
+        values
+    }
+
+    /// Waits for every delivery report; panics if any record failed.
+    fn flush(&self) -> Vec<Sent> {
+        self.producer
+            .flush(Duration::from_secs(60))
+            .expect("flush the producer");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            {
+                let slots = self.producer.context().0.lock().unwrap();
+                if slots.len() == self.values.len() && slots.iter().all(Option::is_some) {
+                    return slots
+                        .iter()
+                        .zip(&self.values)
+                        .map(|(slot, value)| match slot {
+                            Some(Ok((partition, offset))) => Sent {
+                                value: value.clone(),
+                                partition: *partition,
+                                offset: *offset,
+                            },
+                            Some(Err(e)) => panic!("`{value}` was not delivered: {e}"),
+                            None => unreachable!(),
+                        })
+                        .collect();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "delivery reports missing after flush"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers: reading outputs back
+// ---------------------------------------------------------------------------
+
+/// Which plugin version wrote an output: `passthrough-v2` tags its outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Version {
+    V1,
+    V2,
+}
+
+fn version_of(r: &Record) -> Version {
+    match r.header(VERSION_HEADER) {
+        None => Version::V1,
+        Some("v2") => Version::V2,
+        Some(other) => panic!("unexpected {VERSION_HEADER}: {other}: {r:?}"),
+    }
+}
+
+/// Reads until every one of `values` was seen on `topic`; returns the
+/// records (of `topic`) that carry them, duplicates included.
+fn wait_for_values(reader: &mut Reader, topic: &str, values: &[String], run: &Run) -> Vec<Record> {
+    let wanted: BTreeSet<&str> = values.iter().map(String::as_str).collect();
+    let all_there = reader.read_until(TIMEOUT, |records| {
+        let seen: BTreeSet<&str> = records
+            .iter()
+            .filter(|r| r.topic == topic)
+            .filter_map(|r| r.value.as_deref())
+            .filter(|v| wanted.contains(v))
+            .collect();
+        seen.len() == wanted.len()
+    });
+    let got: Vec<Record> = reader
+        .of(topic)
+        .into_iter()
+        .filter(|r| r.value.as_deref().is_some_and(|v| wanted.contains(v)))
+        .collect();
+    if !all_there {
+        let seen: BTreeSet<&str> = got.iter().filter_map(|r| r.value.as_deref()).collect();
+        let missing: Vec<&&str> = wanted.difference(&seen).take(10).collect();
+        panic!(
+            "{} of {} events never reached `{topic}` (first: {missing:?})\n{}",
+            wanted.len() - seen.len(),
+            wanted.len(),
+            run.describe()
+        );
+    }
+    got
+}
+
+/// Asserts that every record was written by `version` of `passthrough`
+/// whose file had `digest`.
+fn assert_written_by(records: &[Record], version: Version, digest: &str, what: &str) {
+    for r in records {
+        assert_eq!(version_of(r), version, "{what}: {r:?}");
+        assert_eq!(
+            r.header("sluice.plugin"),
+            Some("passthrough"),
+            "{what}: {r:?}"
+        );
+        assert_eq!(
+            r.header("sluice.plugin.digest"),
+            Some(digest),
+            "{what}: {r:?}"
+        );
+    }
+}
+
+/// `(input partition, sequence number)` of a `P:SEQ` value.
+fn parse_value(r: &Record) -> (i32, u64) {
+    let value = r
+        .value
+        .as_deref()
+        .unwrap_or_else(|| panic!("no value: {r:?}"));
+    let (p, seq) = value
+        .split_once(':')
+        .unwrap_or_else(|| panic!("not P:SEQ: {r:?}"));
+    (p.parse().unwrap(), seq.parse().unwrap())
+}
+
+// ---------------------------------------------------------------------------
+// 1. A new plugin version in the middle of a stream
+// ---------------------------------------------------------------------------
+
+#[test]
+fn plugin_swapped_mid_stream_switches_each_partition_once() {
+    const PARTITIONS: i32 = 4;
+    const PER_PARTITION: u64 = 12_500;
+    const EVENTS: usize = PARTITIONS as usize * PER_PARTITION as usize;
+    // Swap once this many outputs have landed (10 %).
+    const SWAP_AT: usize = EVENTS / 10;
+    // The producer holds the last 20 % back until the new version is in.
+    const HOLD_AT: u64 = PER_PARTITION * 8 / 10;
+
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    scene.create_topic("in", PARTITIONS as u32);
+    scene.create_topic("out", PARTITIONS as u32);
+    scene.create_topic("mid-dlq", 1);
+    let dirs = Dirs::new(&scene, &["passthrough"]);
+    let target = dirs.plugin("passthrough");
+    let v1 = digest_of_file(&target);
+    let v2_file = plugin_path("passthrough-v2");
+    let v2 = digest_of_file(&v2_file);
+    assert_ne!(v1, v2);
+    std::fs::write(
+        &dirs.config,
+        format!(
+            "{}{}",
+            scene.kafka_toml_with(&dirs.plugins),
+            pipeline_toml("mid", "in", "out")
+        ),
+    )
+    .unwrap();
+
+    let mut run = Run::start(&scene, &dirs.config, "sluice");
+    run.wait_for(
+        0,
+        &["partition assigned", "pipeline=mid"],
+        PARTITIONS as usize,
+    );
+
+    // The stream: paced (about 10k events/s) so that the swap lands in the
+    // middle of it.
+    let swapped = Arc::new(AtomicBool::new(false));
+    let stream = {
+        let bootstrap = bootstrap.clone();
+        let swapped = swapped.clone();
+        std::thread::spawn(move || {
+            let mut feed = Feed::new(&bootstrap, "in", PARTITIONS);
+            let started = Instant::now();
+            for seq in 0..PER_PARTITION {
+                if seq == HOLD_AT {
+                    let deadline = Instant::now() + TIMEOUT;
+                    while !swapped.load(Ordering::SeqCst) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                feed.send(1);
+                if seq % 64 == 63 && seq < HOLD_AT {
+                    // 4 events per seq; 10k events/s = 2,500 seq/s.
+                    let due = started + Duration::from_secs_f64((seq + 1) as f64 / 2_500.0);
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                }
+            }
+            feed.flush()
+        })
+    };
+
+    let mut reader = Reader::new(&bootstrap, &["out", "mid-dlq"]);
+    let reached = reader.read_until(TIMEOUT, |r| r.len() >= SWAP_AT);
+    assert!(
+        reached,
+        "only {} outputs landed\n{}",
+        reader.records().len(),
+        run.describe()
+    );
+    let before_deploy = reader.records().len();
+    let mark = run.mark();
+    deploy(&v2_file, &target);
+    let reloaded = run.wait_for(mark, &[PLUGIN_RELOADED], 1);
+    swapped.store(true, Ordering::SeqCst);
+    reader.poll_for(Duration::from_millis(10));
+    let at_reload = reader.records().len();
+    let sent = stream.join().expect("the producer thread");
+    assert_eq!(sent.len(), EVENTS);
+
+    // The reload line names both versions.
+    assert!(
+        reloaded[0].contains(&v1)
+            && reloaded[0].contains(&v2)
+            && reloaded[0].contains("passthrough"),
+        "reload line without plugin and old/new digests: {}",
+        reloaded[0]
+    );
+
+    let all_there = reader.read_until(TIMEOUT, |records| {
+        records
+            .iter()
+            .filter_map(|r| r.value.as_deref())
+            .collect::<BTreeSet<_>>()
+            .len()
+            >= EVENTS
+    });
+    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
+    let status = run.terminate();
+    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+    assert!(!run.log().contains("panicked"), "{}", run.describe());
+    assert_eq!(
+        run.lines_with(0, &[PLUGIN_RELOAD_FAILED]),
+        Vec::<String>::new()
+    );
+
+    let outputs = reader.of("out");
+    let dead = reader.of("mid-dlq");
+    assert!(
+        dead.is_empty(),
+        "dead letters: {:?}",
+        &dead[..dead.len().min(5)]
+    );
+
+    // Every input at least once.
+    let produced: BTreeSet<&str> = sent.iter().map(|s| s.value.as_str()).collect();
+    let unique: BTreeSet<&str> = outputs.iter().filter_map(|r| r.value.as_deref()).collect();
+    let missing: Vec<&&str> = produced.difference(&unique).take(10).collect();
+    assert!(
+        all_there && missing.is_empty(),
+        "{} of {EVENTS} inputs have no output (first: {missing:?})",
+        produced.difference(&unique).count()
+    );
+    assert_eq!(unique.len(), EVENTS, "outputs that were never inputs");
+    let duplicates = outputs.len() - unique.len();
+
+    // Digests match the files, versions per partition switch once.
+    let mut by_key: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
+    for r in &outputs {
+        let digest = match version_of(r) {
+            Version::V1 => &v1,
+            Version::V2 => &v2,
+        };
+        assert_eq!(r.header("sluice.plugin"), Some("passthrough"), "{r:?}");
+        assert_eq!(
+            r.header("sluice.plugin.digest"),
+            Some(digest.as_str()),
+            "{r:?}"
+        );
+        let (p, _) = parse_value(r);
+        assert_eq!(r.key.as_deref(), Some(format!("p{p}").as_str()), "{r:?}");
+        by_key.entry(r.key.clone().unwrap()).or_default().push(r);
+    }
+    assert_eq!(by_key.len(), PARTITIONS as usize);
+    let mut counts = BTreeMap::new();
+    for (key, mut list) in by_key {
+        let partitions: BTreeSet<i32> = list.iter().map(|r| r.partition).collect();
+        assert_eq!(partitions.len(), 1, "{key} spread over {partitions:?}");
+        list.sort_by_key(|r| r.offset);
+        let versions: Vec<Version> = list.iter().map(|r| version_of(r)).collect();
+        let switches: Vec<usize> = (1..versions.len())
+            .filter(|&i| versions[i] != versions[i - 1])
+            .collect();
+        let v1_count = versions.iter().filter(|v| **v == Version::V1).count();
+        let v2_count = versions.len() - v1_count;
+        assert!(
+            versions.first() == Some(&Version::V1)
+                && versions.last() == Some(&Version::V2)
+                && switches.len() == 1,
+            "{key}: versions must go v1…v1 v2…v2 with one switch; switches at output \
+             indexes {switches:?} ({v1_count} v1, {v2_count} v2)"
+        );
+        // Within the partition, new events come out in input order.
+        let mut highest: Option<u64> = None;
+        let mut seen = BTreeSet::new();
+        for r in &list {
+            let (_, seq) = parse_value(r);
+            if seen.insert(seq) {
+                assert!(
+                    highest.is_none_or(|h| seq > h),
+                    "{key}: {seq} after {highest:?}: out of order"
+                );
+                highest = Some(seq);
+            }
+        }
+        counts.insert(key, (v1_count, v2_count));
+    }
+    let v1_total: usize = counts.values().map(|c| c.0).sum();
+    assert!(
+        v1_total >= before_deploy,
+        "{before_deploy} outputs had landed before the deploy, only {v1_total} are v1"
+    );
+    println!(
+        "mid-stream swap: {EVENTS} events, deploy after {before_deploy} outputs, reload logged \
+         after {at_reload}; {} outputs, {duplicates} duplicates; per key (v1, v2): {counts:?}",
+        outputs.len()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. Broken plugins leave the running version alone
+// ---------------------------------------------------------------------------
+
+#[test]
+fn broken_plugins_keep_the_old_version_running() {
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    scene.create_topic("in", 2);
+    scene.create_topic("out", 2);
+    scene.create_topic("keep-dlq", 1);
+    let dirs = Dirs::new(&scene, &["passthrough"]);
+    let target = dirs.plugin("passthrough");
+    let v1 = digest_of_file(&target);
+    let v2_file = plugin_path("passthrough-v2");
+    let v2 = digest_of_file(&v2_file);
+    std::fs::write(
+        &dirs.config,
+        format!(
+            "{}{}",
+            scene.kafka_toml_with(&dirs.plugins),
+            pipeline_toml("keep", "in", "out")
+        ),
+    )
+    .unwrap();
+
+    let mut run = Run::start(&scene, &dirs.config, "sluice");
+    run.wait_for(0, &["partition assigned"], 2);
+    let mut feed = Feed::new(&bootstrap, "in", 2);
+    let mut reader = Reader::new(&bootstrap, &["out", "keep-dlq"]);
+    let values = feed.produce(50);
+    let got = wait_for_values(&mut reader, "out", &values, &run);
+    assert_written_by(&got, Version::V1, &v1, "before any reload");
+
+    let v2_bytes = std::fs::read(&v2_file).unwrap();
+    type Break<'a> = Box<dyn Fn() + 'a>;
+    let variants: Vec<(&str, Break, &str)> = vec![
+        (
+            "a truncated v2 written in place",
+            Box::new(|| std::fs::write(&target, &v2_bytes[..v2_bytes.len() / 2]).unwrap()),
+            "is not a valid WebAssembly component",
+        ),
+        (
+            "wrong-world.wasm renamed over",
+            Box::new(|| deploy(&plugin_path("wrong-world"), &target)),
+            "does not implement the sluice:plugin@0.1.0 `processor` world",
+        ),
+        (
+            "init-fails.wasm renamed over",
+            Box::new(|| deploy(&plugin_path("init-fails"), &target)),
+            "this plugin refuses to start",
+        ),
+    ];
+    for (what, breaks, reason) in &variants {
+        let mark = run.mark();
+        breaks();
+        let failed = run.wait_for(mark, &[PLUGIN_RELOAD_FAILED], 1);
+        let line = &failed[0];
+        assert!(
+            line.contains("ERROR") && line.contains("passthrough") && line.contains(&v1),
+            "{what}: the failure line names neither the plugin nor the running digest: {line}"
+        );
+        // The reason is in the `error` field (it may go on over more lines).
+        let after = run.log_since(mark);
+        assert!(
+            after.to_lowercase().contains(&reason.to_lowercase()),
+            "{what}: no `{reason}` in the log:\n{after}"
+        );
+        assert!(
+            !after.contains(PLUGIN_RELOADED),
+            "{what} was swapped in:\n{after}"
+        );
+        // New events still go through the old version.
+        let values = feed.produce(50);
+        let got = wait_for_values(&mut reader, "out", &values, &run);
+        assert_written_by(&got, Version::V1, &v1, what);
+        println!("{what}: {line}");
+    }
+
+    // The watcher still works: a good version swaps in.
+    let mark = run.mark();
+    deploy(&v2_file, &target);
+    let reloaded = run.wait_for(mark, &[PLUGIN_RELOADED], 1);
+    assert!(
+        reloaded[0].contains(&v1) && reloaded[0].contains(&v2),
+        "{}",
+        reloaded[0]
+    );
+    let values = feed.produce(50);
+    let got = wait_for_values(&mut reader, "out", &values, &run);
+    assert_written_by(&got, Version::V2, &v2, "after the good deploy");
+
+    reader.settle(Duration::from_millis(500), Duration::from_secs(5));
+    let dead = reader.of("keep-dlq");
+    assert!(dead.is_empty(), "dead letters: {dead:?}");
+    let status = run.terminate();
+    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+    let log = run.log();
+    assert_eq!(log.matches(PLUGIN_RELOAD_FAILED).count(), 3, "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+// ---------------------------------------------------------------------------
+// 3. Config edits: add a pipeline, invalid edits, a [kafka] change
+// ---------------------------------------------------------------------------
+
+/// Replaces the config file the documented way (temporary name, rename).
+fn edit_config(path: &Path, text: &str) {
+    deploy_bytes(path, text.as_bytes());
+}
+
+/// Produces to both feeds and checks both pipelines processed the events.
+fn assert_both_process(
+    feeds: &mut [(&mut Feed, &str)],
+    reader: &mut Reader,
+    run: &Run,
+    what: &str,
+) {
+    for (feed, output) in feeds.iter_mut() {
+        let values = feed.produce(20);
+        let got = wait_for_values(reader, output, &values, run);
+        assert!(!got.is_empty(), "{what}");
+    }
+}
+
+#[test]
+fn config_edits_add_a_pipeline_and_refuse_bad_ones_without_disturbing_others() {
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    for topic in ["a-in", "a-out", "b-in", "b-out"] {
+        scene.create_topic(topic, 2);
+    }
+    scene.create_topic("alpha-dlq", 1);
+    scene.create_topic("beta-dlq", 1);
+    let dirs = Dirs::new(&scene, &["passthrough"]);
+    let kafka = scene.kafka_toml_with(&dirs.plugins);
+    let alpha = pipeline_toml("alpha", "a-in", "a-out");
+    let beta = pipeline_toml("beta", "b-in", "b-out");
+    std::fs::write(&dirs.config, format!("{kafka}{alpha}")).unwrap();
+
+    let mut run = Run::start(&scene, &dirs.config, "sluice");
+    run.wait_for(0, &["partition assigned", "pipeline=alpha"], 2);
+    let mut a = Feed::new(&bootstrap, "a-in", 2);
+    let mut b = Feed::new(&bootstrap, "b-in", 2);
+    let mut reader = Reader::new(&bootstrap, &["a-out", "b-out"]);
+    let values = a.produce(20);
+    wait_for_values(&mut reader, "a-out", &values, &run);
+
+    // Add `beta`.
+    let both = format!("{kafka}{alpha}{beta}");
+    let added = run.mark();
+    edit_config(&dirs.config, &both);
+    let reloaded = run.wait_for(added, &["config reloaded"], 1);
+    assert!(
+        reloaded[0].contains("added=[\"beta\"]")
+            && reloaded[0].contains("removed=[]")
+            && reloaded[0].contains("changed=[]"),
+        "{}",
+        reloaded[0]
+    );
+    run.wait_for(added, &["partition assigned", "pipeline=beta"], 2);
+    assert_both_process(
+        &mut [(&mut a, "a-out"), (&mut b, "b-out")],
+        &mut reader,
+        &run,
+        "after adding beta",
+    );
+    assert_untouched(&run.log_since(added), "alpha", "adding beta");
+
+    // A typo'd field: refused, with its line and column.
+    let invalid = run.mark();
+    let typo = both.replacen(
+        "\nname = \"beta\"\n",
+        "\nname = \"beta\"\noutptu = \"x\"\n",
+        1,
+    );
+    let typo_line = typo.lines().position(|l| l.starts_with("outptu")).unwrap() + 1;
+    edit_config(&dirs.config, &typo);
+    run.wait_for(
+        invalid,
+        &["config reload failed; the running config stays"],
+        1,
+    );
+    let want = format!(
+        "{}:{typo_line}:1: unknown field `outptu`",
+        dirs.config.display()
+    );
+    run.wait_for(invalid, &[&want], 1);
+
+    // Broken syntax: an unterminated string.
+    let syntax = run.mark();
+    let broken = both.replacen("output = \"b-out\"", "output = \"b-out", 1);
+    let broken_line = broken
+        .lines()
+        .position(|l| l == "output = \"b-out")
+        .unwrap()
+        + 1;
+    edit_config(&dirs.config, &broken);
+    run.wait_for(
+        syntax,
+        &["config reload failed; the running config stays"],
+        1,
+    );
+    let want = format!("{}:{broken_line}:", dirs.config.display());
+    let problem = run.wait_for(syntax, &[&want], 1);
+    println!("syntax error reported as: {}", problem[0]);
+    assert_both_process(
+        &mut [(&mut a, "a-out"), (&mut b, "b-out")],
+        &mut reader,
+        &run,
+        "after the invalid edits",
+    );
+
+    // A [kafka] change needs a restart: refused.
+    let restart = run.mark();
+    let client = both.replacen(
+        "client_id = \"sluice-e2e\"",
+        "client_id = \"somebody-else\"",
+        1,
+    );
+    assert_ne!(client, both, "the kafka section has no client_id to change");
+    edit_config(&dirs.config, &client);
+    let refused = run.wait_for(restart, &["needs a restart"], 1);
+    assert!(
+        refused[0].contains("ERROR") && refused[0].contains("kafka.client_id"),
+        "{}",
+        refused[0]
+    );
+    assert_both_process(
+        &mut [(&mut a, "a-out"), (&mut b, "b-out")],
+        &mut reader,
+        &run,
+        "after the refused [kafka] change",
+    );
+
+    let status = run.terminate();
+    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+    let log = run.log();
+    let before_stop = &log[..log.find("signal=").unwrap_or(log.len())];
+    let before_stop = before_stop.get(added..).unwrap_or_default();
+    assert_untouched(before_stop, "alpha", "the config edits");
+    assert_untouched(
+        before_stop.get(invalid - added..).unwrap_or_default(),
+        "beta",
+        "the refused edits",
+    );
+    assert_eq!(log.matches("config reloaded").count(), 1, "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+// ---------------------------------------------------------------------------
+// 4. Removing a pipeline stops it cleanly
+// ---------------------------------------------------------------------------
+
+#[test]
+fn removed_pipeline_stops_cleanly_and_commits_what_it_processed() {
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    for topic in ["keep-in", "keep-out", "gone-in", "gone-out"] {
+        scene.create_topic(topic, 2);
+    }
+    scene.create_topic("keep-dlq", 1);
+    scene.create_topic("gone-dlq", 1);
+    let dirs = Dirs::new(&scene, &["passthrough"]);
+    let kafka = scene.kafka_toml_with(&dirs.plugins);
+    let keep = pipeline_toml("keep", "keep-in", "keep-out");
+    let gone = pipeline_toml("gone", "gone-in", "gone-out");
+    std::fs::write(&dirs.config, format!("{kafka}{keep}{gone}")).unwrap();
+
+    let mut run = Run::start(&scene, &dirs.config, "sluice");
+    run.wait_for(0, &["partition assigned", "pipeline=keep"], 2);
+    run.wait_for(0, &["partition assigned", "pipeline=gone"], 2);
+    let mut keep_feed = Feed::new(&bootstrap, "keep-in", 2);
+    let mut reader = Reader::new(&bootstrap, &["keep-out", "gone-out"]);
+    let values = keep_feed.produce(20);
+    wait_for_values(&mut reader, "keep-out", &values, &run);
+
+    // `gone` gets a steady stream (about 2,000 events/s) that goes on
+    // while it is removed, so it stops with events in flight.
+    let stop_stream = Arc::new(AtomicBool::new(false));
+    let stream = {
+        let bootstrap = bootstrap.clone();
+        let stop = stop_stream.clone();
+        std::thread::spawn(move || {
+            let mut feed = Feed::new(&bootstrap, "gone-in", 2);
+            while !stop.load(Ordering::SeqCst) {
+                feed.send(10);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            feed.flush()
+        })
+    };
+    let streaming = reader.read_until(TIMEOUT, |r| {
+        r.iter().filter(|r| r.topic == "gone-out").count() >= 2_000
+    });
+    assert!(streaming, "`gone` is not processing\n{}", run.describe());
+
+    let removed = run.mark();
+    edit_config(&dirs.config, &format!("{kafka}{keep}"));
+    let reloaded = run.wait_for(removed, &["config reloaded"], 1);
+    assert!(
+        reloaded[0].contains("removed=[\"gone\"]") && reloaded[0].contains("added=[]"),
+        "{}",
+        reloaded[0]
+    );
+    let stopping = run.lines_with(
+        removed,
+        &["stopping: draining in-flight events", "pipeline=gone"],
+    );
+    let stopped = run.lines_with(removed, &["stopped", "pipeline=gone"]);
+    assert!(
+        stopping.len() == 1 && stopped.iter().filter(|l| !l.contains("stopping")).count() == 1,
+        "no clean stop of `gone` in the log:\n{}",
+        run.log_since(removed)
+    );
+    // Events keep arriving on gone-in for a moment after the stop.
+    reader.poll_for(Duration::from_millis(500));
+    stop_stream.store(true, Ordering::SeqCst);
+    let sent = stream.join().expect("the producer thread");
+
+    // `keep` goes on, untouched.
+    let values = keep_feed.produce(20);
+    wait_for_values(&mut reader, "keep-out", &values, &run);
+    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
+    assert_untouched(&run.log_since(removed), "keep", "removing gone");
+
+    // What `gone` processed is exactly what its group committed.
+    let offset_of: HashMap<&str, (i32, i64)> = sent
+        .iter()
+        .map(|s| (s.value.as_str(), (s.partition, s.offset)))
+        .collect();
+    let mut processed: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
+    for r in reader.of("gone-out") {
+        let value = r.value.as_deref().unwrap();
+        let (partition, offset) = offset_of[value];
+        processed.entry(partition).or_default().insert(offset);
+    }
+    let committed = kafka::committed(&bootstrap, "hot-gone", "gone-in");
+    let ends = {
+        let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+        for s in &sent {
+            let end = ends.entry(s.partition).or_default();
+            *end = (*end).max(s.offset + 1);
+        }
+        ends
+    };
+    for partition in 0..2 {
+        let done = processed.get(&partition).cloned().unwrap_or_default();
+        let commit = committed.get(&partition).copied().flatten();
+        let commit = commit.unwrap_or_else(|| {
+            panic!(
+                "nothing committed on gone-in/{partition}; processed {}",
+                done.len()
+            )
+        });
+        // Covers every processed event...
+        let beyond: Vec<&i64> = done.range(commit..).take(5).collect();
+        assert!(
+            beyond.is_empty(),
+            "gone-in/{partition}: committed {commit}, but offsets {beyond:?} were processed"
+        );
+        // ...and nothing that was not processed (at-least-once).
+        let lost: Vec<i64> = (0..commit).filter(|o| !done.contains(o)).take(5).collect();
+        assert!(
+            lost.is_empty(),
+            "gone-in/{partition}: committed {commit}, but offsets {lost:?} have no output"
+        );
+        println!(
+            "gone-in/{partition}: {} produced, {} processed, committed {commit}",
+            ends.get(&partition).copied().unwrap_or(0),
+            done.len()
+        );
+    }
+
+    // Nothing reads gone-in any more.
+    let before = reader.of("gone-out").len();
+    let mut feed = Feed::new(&bootstrap, "gone-in", 2);
+    feed.produce(10);
+    reader.poll_for(Duration::from_secs(2));
+    assert_eq!(reader.of("gone-out").len(), before, "`gone` still runs");
+
+    let status = run.terminate();
+    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+    assert!(!run.log().contains("panicked"), "{}", run.describe());
+}
+
+// ---------------------------------------------------------------------------
+// 5. A plugins directory that never goes quiet
+// ---------------------------------------------------------------------------
+
+/// Another file in the plugins directory is rewritten every 100 ms (a build,
+/// a log): file events never pause for the debounce time. A deployed plugin
+/// must still be swapped in, and SIGTERM must still stop the process, while
+/// that goes on.
+#[test]
+fn busy_plugins_directory_neither_blocks_reloads_nor_stop() {
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    scene.create_topic("in", 2);
+    scene.create_topic("out", 2);
+    scene.create_topic("busy-dlq", 1);
+    let dirs = Dirs::new(&scene, &["passthrough"]);
+    let target = dirs.plugin("passthrough");
+    let v2_file = plugin_path("passthrough-v2");
+    let v2 = digest_of_file(&v2_file);
+    std::fs::write(
+        &dirs.config,
+        format!(
+            "{}{}",
+            scene.kafka_toml_with(&dirs.plugins),
+            pipeline_toml("busy", "in", "out")
+        ),
+    )
+    .unwrap();
+
+    let mut run = Run::start(&scene, &dirs.config, "sluice");
+    run.wait_for(0, &["partition assigned"], 2);
+
+    let quiet = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let quiet = quiet.clone();
+        let notes = dirs.plugins.join("build-notes.txt");
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !quiet.load(Ordering::SeqCst) {
+                n += 1;
+                std::fs::write(&notes, format!("{n}\n")).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    // Stops the churn also when an assertion fails.
+    struct Quiet(Arc<AtomicBool>);
+    impl Drop for Quiet {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let _quiet = Quiet(quiet.clone());
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mark = run.mark();
+    deploy(&v2_file, &target);
+    run.wait_for(mark, &[PLUGIN_RELOADED], 1);
+    let mut feed = Feed::new(&bootstrap, "in", 2);
+    let mut reader = Reader::new(&bootstrap, &["out"]);
+    let values = feed.produce(20);
+    let got = wait_for_values(&mut reader, "out", &values, &run);
+    assert_written_by(&got, Version::V2, &v2, "after the deploy");
+
+    // SIGTERM while the directory is still busy.
+    let status = run.terminate();
+    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+    assert!(
+        !churn.is_finished(),
+        "the churn stopped before the process did"
+    );
+    quiet.store(true, Ordering::SeqCst);
+    churn.join().unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// 6. A plugin deployed together with a config edit
+// ---------------------------------------------------------------------------
+
+/// A new plugin version and a config edit land in the same look (one
+/// deployment that updates both). The config edit reuses the loaded plugin;
+/// the new file must still be noticed and swapped in, for the old pipeline
+/// and for the one just added.
+#[test]
+fn plugin_deployed_with_a_config_edit_is_still_swapped_in() {
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    for topic in ["a-in", "a-out", "b-in", "b-out"] {
+        scene.create_topic(topic, 2);
+    }
+    scene.create_topic("alpha-dlq", 1);
+    scene.create_topic("beta-dlq", 1);
+    let dirs = Dirs::new(&scene, &["passthrough"]);
+    let target = dirs.plugin("passthrough");
+    let v1 = digest_of_file(&target);
+    let v2_file = plugin_path("passthrough-v2");
+    let v2 = digest_of_file(&v2_file);
+    let kafka = scene.kafka_toml_with(&dirs.plugins);
+    let alpha = pipeline_toml("alpha", "a-in", "a-out");
+    let beta = pipeline_toml("beta", "b-in", "b-out");
+    std::fs::write(&dirs.config, format!("{kafka}{alpha}")).unwrap();
+
+    let mut run = Run::start(&scene, &dirs.config, "sluice");
+    run.wait_for(0, &["partition assigned", "pipeline=alpha"], 2);
+    let mut a = Feed::new(&bootstrap, "a-in", 2);
+    let mut b = Feed::new(&bootstrap, "b-in", 2);
+    let mut reader = Reader::new(&bootstrap, &["a-out", "b-out"]);
+    let values = a.produce(20);
+    let got = wait_for_values(&mut reader, "a-out", &values, &run);
+    assert_written_by(&got, Version::V1, &v1, "before the deployment");
+
+    // One deployment: the plugin, then the config, right after each other.
+    let mark = run.mark();
+    deploy(&v2_file, &target);
+    edit_config(&dirs.config, &format!("{kafka}{alpha}{beta}"));
+    let reloaded = run.wait_for(mark, &["config reloaded"], 1);
+    assert!(reloaded[0].contains("added=[\"beta\"]"), "{}", reloaded[0]);
+    let swapped = run.wait_for(mark, &[PLUGIN_RELOADED], 1);
+    assert!(
+        swapped[0].contains(&v1) && swapped[0].contains(&v2),
+        "{}",
+        swapped[0]
+    );
+    run.wait_for(mark, &["partition assigned", "pipeline=beta"], 2);
+
+    for (feed, output) in [(&mut a, "a-out"), (&mut b, "b-out")] {
+        let values = feed.produce(20);
+        let got = wait_for_values(&mut reader, output, &values, &run);
+        assert_written_by(&got, Version::V2, &v2, output);
+    }
+    let status = run.terminate();
+    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+}
