@@ -291,7 +291,11 @@ impl Supervisor {
                 }
                 let names = users.iter().map(|p| p.name.clone()).collect();
                 for (running, swap) in prepared {
-                    running.swap(swap)?;
+                    // Only a pipeline that is stopping refuses; the others
+                    // must still get the new version.
+                    if let Err(e) = running.swap(swap) {
+                        tracing::warn!(error = %e, "a stopping pipeline kept the old version");
+                    }
                 }
                 self.plugins = plugins;
                 Ok(Some((new, names)))

@@ -21,11 +21,23 @@ pub type ChainOutcome = Result<Vec<Output>, StepFailure>;
 /// One worker's instances of every step.
 pub struct Chain {
     steps: Vec<PluginRunner>,
+    label: String,
 }
 
 impl Chain {
     pub fn new(steps: Vec<PluginRunner>) -> Self {
-        Chain { steps }
+        let label = steps
+            .iter()
+            .map(|s| &**s.plugin().name())
+            .collect::<Vec<_>>()
+            .join(">");
+        Chain { steps, label }
+    }
+
+    /// The plugin names in order, `a>b` for a chain: the `plugin` field of
+    /// batch spans.
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
     /// Number of steps.

@@ -76,6 +76,7 @@ fn handle(chain: &mut Chain, batch: Batch, shared: &WorkerShared) {
         partition = tp.partition,
         offset = first,
         events = events.len(),
+        plugin = chain.label(),
     );
     let _entered = span.enter();
 
