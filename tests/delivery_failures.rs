@@ -10,8 +10,9 @@ mod support;
 use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::RDKafkaRespErr;
-use support::kafka::{Reader, TestProducer, committed, ends};
+use support::kafka::{Delivered, Reader, committed, ends, produce};
 use support::sluice::plugins_dir;
 
 use sluice::config::Config;
@@ -47,41 +48,63 @@ batch_size = 8
     Config::load(&path).expect("valid config")
 }
 
-fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+/// A mock cluster with the pipeline's topics; `refusing` (if any) fails
+/// every write.
+fn cluster(refusing: Option<&str>) -> MockCluster<'static, DefaultProducerContext> {
     let cluster = MockCluster::new(1).expect("mock cluster");
     for topic in ["in", "out", "dlq"] {
         cluster.create_topic(topic, 2, 1).expect("create topic");
     }
+    if let Some(topic) = refusing {
+        cluster
+            .topic_error(
+                topic,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+            )
+            .expect("inject error");
+    }
     cluster
+}
+
+/// Produces `values` to `in`, keyed `k0`, `k1`, ...
+fn produce_numbered(bootstrap: &str, values: impl IntoIterator<Item = String>) -> Vec<Delivered> {
+    let records: Vec<(String, String)> = values
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| (format!("k{i}"), value))
+        .collect();
+    produce(bootstrap, "in", &records)
+}
+
+/// Asserts that group `g` committed, on every partition of `in`, the end of
+/// what was `delivered` there.
+fn assert_committed_to_the_end(bootstrap: &str, delivered: &[Delivered]) {
+    let committed = committed(bootstrap, "g", "in");
+    for (partition, end) in &ends(delivered) {
+        assert_eq!(
+            committed.get(partition).copied().flatten(),
+            Some(*end),
+            "partition {partition}"
+        );
+    }
 }
 
 #[test]
 fn an_unwritable_dlq_holds_offsets_back_until_it_recovers() {
-    let cluster = cluster();
+    let cluster = cluster(Some("dlq"));
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().expect("tempdir");
-    cluster
-        .topic_error(
-            "dlq",
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
-        )
-        .expect("inject error");
     let mut supervisor = Supervisor::start(config(&bootstrap, dir.path())).expect("starts");
-
-    let mut producer = TestProducer::new(&bootstrap);
-    for i in 0..40 {
-        let value = if i % 10 == 3 {
-            "invalid".to_owned()
-        } else {
-            format!("ok-{i}")
-        };
-        producer.send(
-            "in",
-            Some(format!("k{i}").as_bytes()),
-            Some(value.as_bytes()),
-        );
-    }
-    let delivered = producer.flush();
+    let delivered = produce_numbered(
+        &bootstrap,
+        (0..40).map(|i| {
+            if i % 10 == 3 {
+                "invalid".to_owned()
+            } else {
+                format!("ok-{i}")
+            }
+        }),
+    );
 
     // Topics in error have no metadata, so each reader reads healthy ones.
     let mut outputs = Reader::new(&bootstrap, &["out"]);
@@ -118,38 +141,16 @@ fn an_unwritable_dlq_holds_offsets_back_until_it_recovers() {
     );
 
     supervisor.stop();
-    let committed = committed(&bootstrap, "g", "in");
-    for (partition, end) in &end {
-        assert_eq!(
-            committed.get(partition).copied().flatten(),
-            Some(*end),
-            "partition {partition}"
-        );
-    }
+    assert_committed_to_the_end(&bootstrap, &delivered);
 }
 
 #[test]
 fn an_unwritable_output_becomes_a_produce_failed_dead_letter() {
-    let cluster = cluster();
+    let cluster = cluster(Some("out"));
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().expect("tempdir");
-    cluster
-        .topic_error(
-            "out",
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
-        )
-        .expect("inject error");
     let mut supervisor = Supervisor::start(config(&bootstrap, dir.path())).expect("starts");
-
-    let mut producer = TestProducer::new(&bootstrap);
-    for i in 0..10 {
-        producer.send(
-            "in",
-            Some(format!("k{i}").as_bytes()),
-            Some(format!("ok-{i}").as_bytes()),
-        );
-    }
-    let delivered = producer.flush();
+    let delivered = produce_numbered(&bootstrap, (0..10).map(|i| format!("ok-{i}")));
 
     let mut reader = Reader::new(&bootstrap, &["dlq"]);
     assert!(
@@ -176,29 +177,18 @@ fn an_unwritable_output_becomes_a_produce_failed_dead_letter() {
     assert_eq!(values, expected);
 
     supervisor.stop();
-    let committed = committed(&bootstrap, "g", "in");
-    for (partition, end) in &ends(&delivered) {
-        assert_eq!(
-            committed.get(partition).copied().flatten(),
-            Some(*end),
-            "partition {partition}"
-        );
-    }
+    assert_committed_to_the_end(&bootstrap, &delivered);
 }
 
 #[test]
 fn retryable_failures_are_retried_then_dead_lettered_in_order() {
-    let cluster = cluster();
+    let cluster = cluster(None);
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut supervisor = Supervisor::start(config(&bootstrap, dir.path())).expect("starts");
-
-    let mut producer = TestProducer::new(&bootstrap);
     // One key: one partition, so the order of outputs is checkable.
-    for value in ["a", "retry", "b", "retry", "c"] {
-        producer.send("in", Some(b"k"), Some(value.as_bytes()));
-    }
-    producer.flush();
+    let records = ["a", "retry", "b", "retry", "c"].map(|v| ("k".to_owned(), v.to_owned()));
+    produce(&bootstrap, "in", &records);
 
     let mut reader = Reader::new(&bootstrap, &["out", "dlq"]);
     assert!(

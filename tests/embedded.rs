@@ -3,33 +3,25 @@
 //! demo` accounts for every order, and `sluice run --http` serves metrics
 //! and health, then stops cleanly on SIGTERM.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("runtime/ has a parent")
-        .to_path_buf()
-}
+use support::sluice::{binary, plugin_path, repo_dir};
 
+/// Panics clearly if the demo's plugin is not built.
 fn require_plugins() {
-    let wasm = repo().join("plugins/order-enrich.wasm");
-    assert!(
-        wasm.is_file(),
-        "{} is missing: run scripts/build-plugins",
-        wasm.display()
-    );
+    plugin_path("order-enrich");
 }
 
 #[test]
 fn demo_accounts_for_every_order() {
     require_plugins();
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .current_dir(repo())
+    let out = Command::new(binary())
+        .current_dir(repo_dir())
         .env_remove("KAFKA_BROKERS")
         .args(["demo", "config/demo.toml", "--timeout-secs", "60"])
         .output()
@@ -83,8 +75,8 @@ fn run_serves_metrics_and_health_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = std::fs::File::create(dir.path().join("run.log")).expect("log file");
     let mut child = Reaper(
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .current_dir(repo())
+        Command::new(binary())
+            .current_dir(repo_dir())
             .env_remove("KAFKA_BROKERS")
             .args(["run", "config/demo.toml", "--http", &addr])
             .stdout(Stdio::null())

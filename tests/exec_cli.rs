@@ -2,33 +2,26 @@
 //! `scripts/build-plugins`): JSON-lines in, one JSON line per event out, and
 //! clean errors (no panics) for everything a user can get wrong.
 
+mod support;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
+use support::sluice::{binary, plugin_path};
+
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// The path of a built plugin, relative to `plugins/`; fails clearly when the
-/// plugins have not been built.
-fn wasm_path(relative: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins")
-        .join(relative);
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/build-plugins first",
-        path.display()
-    );
-    path
-}
-
-/// Runs `sluice` with `args`, feeding `stdin`, and returns what it did.
-fn sluice(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+/// Runs `sluice exec PLUGIN ARGS...`, feeding `stdin`, and returns what it
+/// did.
+fn exec(plugin: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(binary())
+        .arg("exec")
+        .arg(plugin)
         .args(args)
         .env("SLUICE_LOG", "warn")
         .env_remove("RUST_LOG")
@@ -156,14 +149,9 @@ fn assert_orders_output(lines: &[Value]) {
 fn order_enrich_over_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let input = write_file(dir.path(), "orders.jsonl", orders_input());
-    let plugin = wasm_path("order-enrich.wasm");
-    let output = sluice(
-        &[
-            "exec",
-            plugin.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-        ],
+    let output = exec(
+        &plugin_path("order-enrich"),
+        &["--input", input.to_str().unwrap()],
         "",
     );
     assert_success(&output);
@@ -173,16 +161,11 @@ fn order_enrich_over_a_file() {
 
 #[test]
 fn order_enrich_over_stdin() {
-    let plugin = wasm_path("order-enrich.wasm");
-    let plugin = plugin.to_str().unwrap();
+    let plugin = plugin_path("order-enrich");
     // `--input -` and no `--input` both read stdin; a batch size smaller
     // than the input changes nothing.
-    for args in [
-        vec!["exec", plugin, "--input", "-"],
-        vec!["exec", plugin],
-        vec!["exec", plugin, "--batch-size", "2"],
-    ] {
-        let output = sluice(&args, &orders_input());
+    for args in [&["--input", "-"][..], &[], &["--batch-size", "2"]] {
+        let output = exec(&plugin, args, &orders_input());
         assert_success(&output);
         assert_orders_output(&stdout_lines(&output));
     }
@@ -190,11 +173,9 @@ fn order_enrich_over_stdin() {
 
 #[test]
 fn config_reaches_the_plugin() {
-    let plugin = wasm_path("router.wasm");
-    let output = sluice(
+    let output = exec(
+        &plugin_path("router"),
         &[
-            "exec",
-            plugin.to_str().unwrap(),
             "--config",
             "field=type",
             "-c",
@@ -221,9 +202,9 @@ fn config_reaches_the_plugin() {
 
 #[test]
 fn hostile_loop_times_out_and_the_next_line_is_fine() {
-    let plugin = wasm_path("fixtures/hostile.wasm");
-    let output = sluice(
-        &["exec", plugin.to_str().unwrap(), "--deadline-ms", "200"],
+    let output = exec(
+        &plugin_path("hostile"),
+        &["--deadline-ms", "200"],
         "{\"value\":\"loop\"}\n{\"value\":\"hello\",\"key\":\"k\"}\n",
     );
     assert_success(&output);
@@ -252,29 +233,22 @@ fn hostile_loop_times_out_and_the_next_line_is_fine() {
 
 #[test]
 fn sandbox_grants_from_the_command_line() {
-    let plugin = wasm_path("fixtures/hostile.wasm");
-    let plugin = plugin.to_str().unwrap();
+    let plugin = plugin_path("hostile");
     let dir = tempfile::tempdir().unwrap();
     write_file(dir.path(), "note.txt", "from the host");
     let input = "{\"value\":\"env\"}\n{\"value\":\"read-file:/data/note.txt\"}\n";
     let value_of = |line: &Value| line["outputs"][0]["value"].as_str().unwrap().to_owned();
 
-    let denied = sluice(&["exec", plugin], input);
+    let denied = exec(&plugin, &[], input);
     assert_success(&denied);
     let lines = stdout_lines(&denied);
     assert_eq!(value_of(&lines[0]), "[]");
     assert!(value_of(&lines[1]).starts_with("err:"), "{}", lines[1]);
 
     let grant = format!("{}:/data", dir.path().display());
-    let granted = sluice(
-        &[
-            "exec",
-            plugin,
-            "--allow-env",
-            "GREETING=hi",
-            "--allow-dir",
-            &grant,
-        ],
+    let granted = exec(
+        &plugin,
+        &["--allow-env", "GREETING=hi", "--allow-dir", &grant],
         input,
     );
     assert_success(&granted);
@@ -291,7 +265,7 @@ fn sandbox_grants_from_the_command_line() {
 fn missing_plugin_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nowhere.wasm");
-    let output = sluice(&["exec", missing.to_str().unwrap()], "");
+    let output = exec(&missing, &[], "");
     assert_clean_failure(&output, &[missing.to_str().unwrap(), "cannot read"]);
     assert!(output.stdout.is_empty());
 }
@@ -303,7 +277,7 @@ fn unreadable_plugin_file() {
     let path = write_file(
         dir.path(),
         "locked.wasm",
-        std::fs::read(wasm_path("passthrough.wasm")).unwrap(),
+        std::fs::read(plugin_path("passthrough")).unwrap(),
     );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
     if std::fs::read(&path).is_ok() {
@@ -312,7 +286,7 @@ fn unreadable_plugin_file() {
         eprintln!("skipped: chmod 000 does not stop this user from reading");
         return;
     }
-    let output = sluice(&["exec", path.to_str().unwrap()], "");
+    let output = exec(&path, &[], "");
     assert_clean_failure(&output, &[path.to_str().unwrap(), "cannot read"]);
 }
 
@@ -320,15 +294,15 @@ fn unreadable_plugin_file() {
 fn a_file_that_is_not_wasm() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_file(dir.path(), "notes.wasm", "just some text\n");
-    let output = sluice(&["exec", path.to_str().unwrap()], "{\"value\":\"x\"}\n");
+    let output = exec(&path, &[], "{\"value\":\"x\"}\n");
     assert_clean_failure(&output, &[path.to_str().unwrap(), "not a WebAssembly"]);
     assert!(output.stdout.is_empty());
 }
 
 #[test]
 fn a_component_of_the_wrong_world() {
-    let path = wasm_path("fixtures/wrong-world.wasm");
-    let output = sluice(&["exec", path.to_str().unwrap()], "{\"value\":\"x\"}\n");
+    let path = plugin_path("wrong-world");
+    let output = exec(&path, &[], "{\"value\":\"x\"}\n");
     assert_clean_failure(
         &output,
         &[path.to_str().unwrap(), "does not implement", "processor"],
@@ -338,8 +312,8 @@ fn a_component_of_the_wrong_world() {
 
 #[test]
 fn a_plugin_whose_init_fails() {
-    let path = wasm_path("fixtures/init-fails.wasm");
-    let output = sluice(&["exec", path.to_str().unwrap()], "{\"value\":\"x\"}\n");
+    let path = plugin_path("init-fails");
+    let output = exec(&path, &[], "{\"value\":\"x\"}\n");
     assert_clean_failure(&output, &["init-fails", "this plugin refuses to start"]);
 }
 
@@ -351,16 +325,8 @@ fn a_malformed_line_stops_after_the_lines_before_it() {
         "events.jsonl",
         "{\"value\":\"one\"}\n{\"value\":\"two\"}\n{\"value\": \n{\"value\":\"four\"}\n",
     );
-    let plugin = wasm_path("passthrough.wasm");
-    let output = sluice(
-        &[
-            "exec",
-            plugin.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-        ],
-        "",
-    );
+    let plugin = plugin_path("passthrough");
+    let output = exec(&plugin, &["--input", input.to_str().unwrap()], "");
     assert_clean_failure(&output, &["line 3", input.to_str().unwrap()]);
     let lines = stdout_lines(&output);
     let values: Vec<&Value> = lines.iter().map(|l| &l["outputs"][0]["value"]).collect();
@@ -369,8 +335,9 @@ fn a_malformed_line_stops_after_the_lines_before_it() {
     assert_eq!(lines[1]["line"], 2);
 
     // The same from stdin, where the source is called stdin.
-    let output = sluice(
-        &["exec", plugin.to_str().unwrap()],
+    let output = exec(
+        &plugin,
+        &[],
         "{\"value\":\"one\"}\n{\"value\":\"two\"}\n{\"valu\":\"three\"}\n",
     );
     assert_clean_failure(&output, &["line 3", "stdin", "unknown field `valu`"]);
@@ -381,14 +348,9 @@ fn a_malformed_line_stops_after_the_lines_before_it() {
 fn missing_input_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nothing.jsonl");
-    let plugin = wasm_path("passthrough.wasm");
-    let output = sluice(
-        &[
-            "exec",
-            plugin.to_str().unwrap(),
-            "--input",
-            missing.to_str().unwrap(),
-        ],
+    let output = exec(
+        &plugin_path("passthrough"),
+        &["--input", missing.to_str().unwrap()],
         "",
     );
     assert_clean_failure(&output, &[missing.to_str().unwrap()]);
@@ -396,9 +358,9 @@ fn missing_input_file() {
 
 #[test]
 fn config_without_equals_is_a_usage_error() {
-    let plugin = wasm_path("passthrough.wasm");
-    let output = sluice(
-        &["exec", plugin.to_str().unwrap(), "--config", "silver_from"],
+    let output = exec(
+        &plugin_path("passthrough"),
+        &["--config", "silver_from"],
         "",
     );
     assert_clean_failure(&output, &["silver_from", "key=value"]);

@@ -16,25 +16,13 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-
-use support::kafka::{self, Reader, Record};
-use support::sluice::{Scene, binary, plugin_path};
-
-/// How long a test waits for records to land or for a log line (a group join
-/// alone takes ~3 s on tansu; generous because tests share two cores).
-const TIMEOUT: Duration = Duration::from_secs(90);
+use support::kafka::{self, Delivered, Reader, Record, TestProducer};
+use support::sluice::{Scene, SluiceProcess, TIMEOUT, digest_of_file, plugin_path};
 
 /// The log line of a successful plugin swap.
 const PLUGIN_RELOADED: &str = "plugin reloaded";
@@ -44,14 +32,8 @@ const PLUGIN_RELOAD_FAILED: &str = "plugin reload failed; the running version st
 const VERSION_HEADER: &str = "sluice-test-version";
 
 // ---------------------------------------------------------------------------
-// Helpers: files
+// Helpers: files and `sluice run` with a quick periodic look
 // ---------------------------------------------------------------------------
-
-/// `sha256:<hex>` of a file, as in the `sluice.plugin.digest` header.
-fn digest_of_file(path: &Path) -> String {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    sluice::plugin::compiled::digest_of(&bytes)
-}
 
 /// Writes `bytes` to `.NAME.tmp` next to `target`, then renames it over
 /// `target`: the documented way to deploy, atomic for the watcher.
@@ -69,33 +51,63 @@ fn deploy(source: &Path, target: &Path) {
     deploy_bytes(target, &bytes);
 }
 
-/// A test's own directories: `config/` for the pipeline file and `plugins/`
-/// with private copies of the plugins. Logs stay at the top, outside the
-/// directories Sluice watches.
-struct Dirs {
+/// A test's world: a broker with its topics and a directory of its own,
+/// with `config/sluice.toml` for the pipeline file and `plugins/` with a
+/// private copy of `passthrough` (logs stay at the top, outside the
+/// directories Sluice watches); and the `passthrough-v2` to deploy.
+struct Hot {
+    scene: Scene,
+    bootstrap: String,
+    /// The pipeline file.
     config: PathBuf,
-    plugins: PathBuf,
+    /// The `[kafka]` and `[plugins]` head of the pipeline file.
+    kafka: String,
+    /// The test's copy of `passthrough`, and its digest.
+    target: PathBuf,
+    v1: String,
+    /// The `passthrough-v2` fixture, and its digest.
+    v2_file: PathBuf,
+    v2: String,
 }
 
-impl Dirs {
-    fn new(scene: &Scene, plugins: &[&str]) -> Dirs {
+impl Hot {
+    /// Starts a broker with `topics` (name, partitions) and sets up the
+    /// directories.
+    fn new(topics: &[(&str, u32)]) -> Hot {
+        let scene = Scene::new();
+        scene.create_topics(topics);
         let config = scene.dir.path().join("config");
-        let plugin_dir = scene.dir.path().join("plugins");
+        let plugins = scene.dir.path().join("plugins");
         std::fs::create_dir_all(&config).unwrap();
-        std::fs::create_dir_all(&plugin_dir).unwrap();
-        for name in plugins {
-            std::fs::copy(plugin_path(name), plugin_dir.join(format!("{name}.wasm")))
-                .unwrap_or_else(|e| panic!("copy plugin {name}: {e}"));
-        }
-        Dirs {
+        std::fs::create_dir_all(&plugins).unwrap();
+        let target = plugins.join("passthrough.wasm");
+        std::fs::copy(plugin_path("passthrough"), &target)
+            .unwrap_or_else(|e| panic!("copy plugin passthrough: {e}"));
+        let v2_file = plugin_path("passthrough-v2");
+        Hot {
+            bootstrap: scene.bootstrap(),
             config: config.join("sluice.toml"),
-            plugins: plugin_dir,
+            kafka: scene.kafka_toml_with(&plugins),
+            v1: digest_of_file(&target),
+            target,
+            v2: digest_of_file(&v2_file),
+            v2_file,
+            scene,
         }
     }
 
-    /// The test's copy of a plugin.
-    fn plugin(&self, name: &str) -> PathBuf {
-        self.plugins.join(format!("{name}.wasm"))
+    /// Writes `text` to the pipeline file and starts `sluice run` on it
+    /// with `--poll-interval-secs 1`.
+    fn start(&self, text: &str) -> SluiceProcess {
+        std::fs::write(&self.config, text).unwrap();
+        self.scene
+            .start_with_args(&self.config, "sluice", &["--poll-interval-secs", "1"])
+    }
+
+    /// Replaces the pipeline file with `text` the documented way
+    /// (temporary name, rename).
+    fn edit_config(&self, text: &str) {
+        deploy_bytes(&self.config, text.as_bytes());
     }
 }
 
@@ -114,151 +126,6 @@ batch_size = 64
 workers = 2
 "#
     )
-}
-
-// ---------------------------------------------------------------------------
-// Helpers: `sluice run` with a quick periodic look
-// ---------------------------------------------------------------------------
-
-/// `sluice run CONFIG --poll-interval-secs 1`, logging (info, plain text) to
-/// `<dir>/<name>.stderr`. Killed and reaped on drop; a panicking test prints
-/// the end of its log.
-struct Run {
-    name: String,
-    child: Child,
-    status: Option<ExitStatus>,
-    log: PathBuf,
-}
-
-impl Run {
-    fn start(scene: &Scene, config: &Path, name: &str) -> Run {
-        let log = scene.dir.path().join(format!("{name}.stderr"));
-        let stdout = scene.dir.path().join(format!("{name}.stdout"));
-        let child = Command::new(binary())
-            .arg("run")
-            .arg(config)
-            .args(["--poll-interval-secs", "1"])
-            .env("SLUICE_LOG", "info")
-            .env_remove("RUST_LOG")
-            .env_remove("SLUICE_LOG_FORMAT")
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).unwrap())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .expect("start sluice run");
-        Run {
-            name: name.to_owned(),
-            child,
-            status: None,
-            log,
-        }
-    }
-
-    /// The whole log so far.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Where the log ends now; pass to [`Run::log_since`].
-    fn mark(&self) -> usize {
-        self.log().len()
-    }
-
-    /// The log written after `mark`.
-    fn log_since(&self, mark: usize) -> String {
-        self.log().get(mark..).unwrap_or_default().to_owned()
-    }
-
-    /// Lines (after `mark`) that contain every one of `needles`.
-    fn lines_with(&self, mark: usize, needles: &[&str]) -> Vec<String> {
-        self.log_since(mark)
-            .lines()
-            .filter(|l| needles.iter().all(|n| l.contains(n)))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Waits until at least `count` lines after `mark` contain all of
-    /// `needles`; returns those lines. Panics (with the log) if the process
-    /// exits or `TIMEOUT` passes first.
-    fn wait_for(&mut self, mark: usize, needles: &[&str], count: usize) -> Vec<String> {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let lines = self.lines_with(mark, needles);
-            if lines.len() >= count {
-                return lines;
-            }
-            if let Some(status) = self.try_wait() {
-                panic!(
-                    "{} exited ({status}) before logging {count}× {needles:?}\n{}",
-                    self.name,
-                    self.describe()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not log {count}× {needles:?} within {TIMEOUT:?}\n{}",
-                self.name,
-                self.describe()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn try_wait(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().expect("try_wait");
-        }
-        self.status
-    }
-
-    /// SIGTERM, then waits (at most 60 s) for it to drain and exit.
-    fn terminate(&mut self) -> ExitStatus {
-        if let Some(status) = self.try_wait() {
-            return status;
-        }
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill -TERM");
-        assert!(sent.success(), "kill -TERM failed");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Some(status) = self.try_wait() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "{} did not exit within 60 s of SIGTERM\n{}",
-            self.name,
-            self.describe()
-        );
-    }
-
-    fn describe(&self) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        format!(
-            "--- sluice `{}` (pid {}, status {:?}), last 60 log lines ---\n{}",
-            self.name,
-            self.child.id(),
-            self.status,
-            lines[lines.len().saturating_sub(60)..].join("\n")
-        )
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        if self.try_wait().is_none() {
-            let _ = self.child.kill();
-            self.status = self.child.wait().ok();
-        }
-        if std::thread::panicking() {
-            eprintln!("{}", self.describe());
-        }
-    }
 }
 
 /// No line mentioning `pipeline=NAME` says the pipeline lost a partition,
@@ -290,37 +157,6 @@ fn assert_untouched(log: &str, pipeline: &str, what: &str) {
 // Helpers: producing to explicit partitions
 // ---------------------------------------------------------------------------
 
-type Slots = Mutex<Vec<Option<Result<(i32, i64), String>>>>;
-
-/// Delivery reports by the index of the record.
-struct Reports(Slots);
-
-impl ClientContext for Reports {}
-
-impl ProducerContext for Reports {
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
-        let outcome = match result {
-            Ok(m) => Ok((m.partition(), m.offset())),
-            Err((e, _)) => Err(e.to_string()),
-        };
-        let mut slots = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if slots.len() <= index {
-            slots.resize(index + 1, None);
-        }
-        slots[index] = Some(outcome);
-    }
-}
-
-/// One produced event: its value `P:SEQ` and where it landed.
-#[derive(Debug, Clone)]
-struct Sent {
-    value: String,
-    partition: i32,
-    offset: i64,
-}
-
 /// Produces events keyed `p{P}` with value `P:SEQ` to explicit partitions
 /// of one topic, so that everything of input partition P is one key (one
 /// output partition, in order). Sequence numbers continue across calls.
@@ -328,20 +164,19 @@ struct Feed {
     topic: String,
     partitions: i32,
     next: u64,
-    producer: ThreadedProducer<Reports>,
+    producer: TestProducer,
     values: Vec<String>,
 }
 
 impl Feed {
     fn new(bootstrap: &str, topic: &str, partitions: i32) -> Feed {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "60000")
-            .create_with_context(Reports(Mutex::new(Vec::new())))
-            .expect("create the producer");
+        let producer = TestProducer::with_settings(
+            bootstrap,
+            &[
+                ("enable.idempotence", "true"),
+                ("message.timeout.ms", "60000"),
+            ],
+        );
         Feed {
             topic: topic.to_owned(),
             partitions,
@@ -359,31 +194,20 @@ impl Feed {
             let seq = self.next;
             self.next += 1;
             for p in 0..self.partitions {
-                values.push(self.send_one(p, seq));
+                let key = format!("p{p}");
+                let value = format!("{p}:{seq}");
+                self.producer.send_to(
+                    &self.topic,
+                    Some(p),
+                    Some(key.as_bytes()),
+                    Some(value.as_bytes()),
+                    &[],
+                );
+                self.values.push(value.clone());
+                values.push(value);
             }
         }
         values
-    }
-
-    fn send_one(&mut self, partition: i32, seq: u64) -> String {
-        let key = format!("p{partition}");
-        let value = format!("{partition}:{seq}");
-        let index = self.values.len();
-        self.values.push(value.clone());
-        let mut record = BaseRecord::with_opaque_to(&self.topic, index)
-            .partition(partition)
-            .key(key.as_bytes())
-            .payload(value.as_bytes());
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return value,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err((e, _)) => panic!("cannot queue a record for `{}`: {e}", self.topic),
-            }
-        }
     }
 
     /// Queues `per_partition` events per partition and waits until every
@@ -394,37 +218,14 @@ impl Feed {
         values
     }
 
-    /// Waits for every delivery report; panics if any record failed.
-    fn flush(&self) -> Vec<Sent> {
-        self.producer
-            .flush(Duration::from_secs(60))
-            .expect("flush the producer");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            {
-                let slots = self.producer.context().0.lock().unwrap();
-                if slots.len() == self.values.len() && slots.iter().all(Option::is_some) {
-                    return slots
-                        .iter()
-                        .zip(&self.values)
-                        .map(|(slot, value)| match slot {
-                            Some(Ok((partition, offset))) => Sent {
-                                value: value.clone(),
-                                partition: *partition,
-                                offset: *offset,
-                            },
-                            Some(Err(e)) => panic!("`{value}` was not delivered: {e}"),
-                            None => unreachable!(),
-                        })
-                        .collect();
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "delivery reports missing after flush"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    /// Waits for every delivery report; returns every value sent so far
+    /// with where it landed. Panics if any record failed.
+    fn flush(&self) -> Vec<(String, Delivered)> {
+        self.values
+            .iter()
+            .cloned()
+            .zip(self.producer.flush())
+            .collect()
     }
 }
 
@@ -449,7 +250,12 @@ fn version_of(r: &Record) -> Version {
 
 /// Reads until every one of `values` was seen on `topic`; returns the
 /// records (of `topic`) that carry them, duplicates included.
-fn wait_for_values(reader: &mut Reader, topic: &str, values: &[String], run: &Run) -> Vec<Record> {
+fn wait_for_values(
+    reader: &mut Reader,
+    topic: &str,
+    values: &[String],
+    run: &SluiceProcess,
+) -> Vec<Record> {
     let wanted: BTreeSet<&str> = values.iter().map(String::as_str).collect();
     let all_there = reader.read_until(TIMEOUT, |records| {
         let seen: BTreeSet<&str> = records
@@ -476,6 +282,19 @@ fn wait_for_values(reader: &mut Reader, topic: &str, values: &[String], run: &Ru
         );
     }
     got
+}
+
+/// Produces `per_partition` more events per partition on `feed` and waits
+/// until every one of them came out on `output`; returns those records.
+fn pass(
+    feed: &mut Feed,
+    per_partition: u64,
+    reader: &mut Reader,
+    output: &str,
+    run: &SluiceProcess,
+) -> Vec<Record> {
+    let values = feed.produce(per_partition);
+    wait_for_values(reader, output, &values, run)
 }
 
 /// Asserts that every record was written by `version` of `passthrough`
@@ -522,29 +341,19 @@ fn plugin_swapped_mid_stream_switches_each_partition_once() {
     // The producer holds the last 20 % back until the new version is in.
     const HOLD_AT: u64 = PER_PARTITION * 8 / 10;
 
-    let scene = Scene::new();
-    let bootstrap = scene.bootstrap();
-    scene.create_topic("in", PARTITIONS as u32);
-    scene.create_topic("out", PARTITIONS as u32);
-    scene.create_topic("mid-dlq", 1);
-    let dirs = Dirs::new(&scene, &["passthrough"]);
-    let target = dirs.plugin("passthrough");
-    let v1 = digest_of_file(&target);
-    let v2_file = plugin_path("passthrough-v2");
-    let v2 = digest_of_file(&v2_file);
+    let hot = Hot::new(&[
+        ("in", PARTITIONS as u32),
+        ("out", PARTITIONS as u32),
+        ("mid-dlq", 1),
+    ]);
+    let (v1, v2) = (&hot.v1, &hot.v2);
     assert_ne!(v1, v2);
-    std::fs::write(
-        &dirs.config,
-        format!(
-            "{}{}",
-            scene.kafka_toml_with(&dirs.plugins),
-            pipeline_toml("mid", "in", "out")
-        ),
-    )
-    .unwrap();
-
-    let mut run = Run::start(&scene, &dirs.config, "sluice");
-    run.wait_for(
+    let mut run = hot.start(&format!(
+        "{}{}",
+        hot.kafka,
+        pipeline_toml("mid", "in", "out")
+    ));
+    run.wait_for_lines(
         0,
         &["partition assigned", "pipeline=mid"],
         PARTITIONS as usize,
@@ -554,7 +363,7 @@ fn plugin_swapped_mid_stream_switches_each_partition_once() {
     // middle of it.
     let swapped = Arc::new(AtomicBool::new(false));
     let stream = {
-        let bootstrap = bootstrap.clone();
+        let bootstrap = hot.bootstrap.clone();
         let swapped = swapped.clone();
         std::thread::spawn(move || {
             let mut feed = Feed::new(&bootstrap, "in", PARTITIONS);
@@ -577,7 +386,7 @@ fn plugin_swapped_mid_stream_switches_each_partition_once() {
         })
     };
 
-    let mut reader = Reader::new(&bootstrap, &["out", "mid-dlq"]);
+    let mut reader = Reader::new(&hot.bootstrap, &["out", "mid-dlq"]);
     let reached = reader.read_until(TIMEOUT, |r| r.len() >= SWAP_AT);
     assert!(
         reached,
@@ -586,9 +395,9 @@ fn plugin_swapped_mid_stream_switches_each_partition_once() {
         run.describe()
     );
     let before_deploy = reader.records().len();
-    let mark = run.mark();
-    deploy(&v2_file, &target);
-    let reloaded = run.wait_for(mark, &[PLUGIN_RELOADED], 1);
+    let mark = run.log_mark();
+    deploy(&hot.v2_file, &hot.target);
+    let reloaded = run.wait_for_lines(mark, &[PLUGIN_RELOADED], 1);
     swapped.store(true, Ordering::SeqCst);
     reader.poll_for(Duration::from_millis(10));
     let at_reload = reader.records().len();
@@ -597,25 +406,15 @@ fn plugin_swapped_mid_stream_switches_each_partition_once() {
 
     // The reload line names both versions.
     assert!(
-        reloaded[0].contains(&v1)
-            && reloaded[0].contains(&v2)
-            && reloaded[0].contains("passthrough"),
+        reloaded[0].contains(v1) && reloaded[0].contains(v2) && reloaded[0].contains("passthrough"),
         "reload line without plugin and old/new digests: {}",
         reloaded[0]
     );
 
-    let all_there = reader.read_until(TIMEOUT, |records| {
-        records
-            .iter()
-            .filter_map(|r| r.value.as_deref())
-            .collect::<BTreeSet<_>>()
-            .len()
-            >= EVENTS
-    });
+    let all_there = reader.wait_distinct_values(EVENTS, TIMEOUT);
     reader.settle(Duration::from_secs(1), Duration::from_secs(10));
-    let status = run.terminate();
-    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
-    assert!(!run.log().contains("panicked"), "{}", run.describe());
+    run.stop();
+    assert!(!run.stderr().contains("panicked"), "{}", run.describe());
     assert_eq!(
         run.lines_with(0, &[PLUGIN_RELOAD_FAILED]),
         Vec::<String>::new()
@@ -630,7 +429,7 @@ fn plugin_swapped_mid_stream_switches_each_partition_once() {
     );
 
     // Every input at least once.
-    let produced: BTreeSet<&str> = sent.iter().map(|s| s.value.as_str()).collect();
+    let produced: BTreeSet<&str> = sent.iter().map(|(value, _)| value.as_str()).collect();
     let unique: BTreeSet<&str> = outputs.iter().filter_map(|r| r.value.as_deref()).collect();
     let missing: Vec<&&str> = produced.difference(&unique).take(10).collect();
     assert!(
@@ -645,8 +444,8 @@ fn plugin_swapped_mid_stream_switches_each_partition_once() {
     let mut by_key: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
     for r in &outputs {
         let digest = match version_of(r) {
-            Version::V1 => &v1,
-            Version::V2 => &v2,
+            Version::V1 => v1,
+            Version::V2 => v2,
         };
         assert_eq!(r.header("sluice.plugin"), Some("passthrough"), "{r:?}");
         assert_eq!(
@@ -710,60 +509,45 @@ fn plugin_swapped_mid_stream_switches_each_partition_once() {
 
 #[test]
 fn broken_plugins_keep_the_old_version_running() {
-    let scene = Scene::new();
-    let bootstrap = scene.bootstrap();
-    scene.create_topic("in", 2);
-    scene.create_topic("out", 2);
-    scene.create_topic("keep-dlq", 1);
-    let dirs = Dirs::new(&scene, &["passthrough"]);
-    let target = dirs.plugin("passthrough");
-    let v1 = digest_of_file(&target);
-    let v2_file = plugin_path("passthrough-v2");
-    let v2 = digest_of_file(&v2_file);
-    std::fs::write(
-        &dirs.config,
-        format!(
-            "{}{}",
-            scene.kafka_toml_with(&dirs.plugins),
-            pipeline_toml("keep", "in", "out")
-        ),
-    )
-    .unwrap();
+    let hot = Hot::new(&[("in", 2), ("out", 2), ("keep-dlq", 1)]);
+    let (target, v1, v2) = (&hot.target, &hot.v1, &hot.v2);
+    let mut run = hot.start(&format!(
+        "{}{}",
+        hot.kafka,
+        pipeline_toml("keep", "in", "out")
+    ));
+    run.wait_for_log("partition assigned", 2);
+    let mut feed = Feed::new(&hot.bootstrap, "in", 2);
+    let mut reader = Reader::new(&hot.bootstrap, &["out", "keep-dlq"]);
+    let got = pass(&mut feed, 50, &mut reader, "out", &run);
+    assert_written_by(&got, Version::V1, v1, "before any reload");
 
-    let mut run = Run::start(&scene, &dirs.config, "sluice");
-    run.wait_for(0, &["partition assigned"], 2);
-    let mut feed = Feed::new(&bootstrap, "in", 2);
-    let mut reader = Reader::new(&bootstrap, &["out", "keep-dlq"]);
-    let values = feed.produce(50);
-    let got = wait_for_values(&mut reader, "out", &values, &run);
-    assert_written_by(&got, Version::V1, &v1, "before any reload");
-
-    let v2_bytes = std::fs::read(&v2_file).unwrap();
+    let v2_bytes = std::fs::read(&hot.v2_file).unwrap();
     type Break<'a> = Box<dyn Fn() + 'a>;
     let variants: Vec<(&str, Break, &str)> = vec![
         (
             "a truncated v2 written in place",
-            Box::new(|| std::fs::write(&target, &v2_bytes[..v2_bytes.len() / 2]).unwrap()),
+            Box::new(|| std::fs::write(target, &v2_bytes[..v2_bytes.len() / 2]).unwrap()),
             "is not a valid WebAssembly component",
         ),
         (
             "wrong-world.wasm renamed over",
-            Box::new(|| deploy(&plugin_path("wrong-world"), &target)),
+            Box::new(|| deploy(&plugin_path("wrong-world"), target)),
             "does not implement the sluice:plugin@0.1.0 `processor` world",
         ),
         (
             "init-fails.wasm renamed over",
-            Box::new(|| deploy(&plugin_path("init-fails"), &target)),
+            Box::new(|| deploy(&plugin_path("init-fails"), target)),
             "this plugin refuses to start",
         ),
     ];
     for (what, breaks, reason) in &variants {
-        let mark = run.mark();
+        let mark = run.log_mark();
         breaks();
-        let failed = run.wait_for(mark, &[PLUGIN_RELOAD_FAILED], 1);
+        let failed = run.wait_for_lines(mark, &[PLUGIN_RELOAD_FAILED], 1);
         let line = &failed[0];
         assert!(
-            line.contains("ERROR") && line.contains("passthrough") && line.contains(&v1),
+            line.contains("ERROR") && line.contains("passthrough") && line.contains(v1),
             "{what}: the failure line names neither the plugin nor the running digest: {line}"
         );
         // The reason is in the `error` field (it may go on over more lines).
@@ -777,31 +561,28 @@ fn broken_plugins_keep_the_old_version_running() {
             "{what} was swapped in:\n{after}"
         );
         // New events still go through the old version.
-        let values = feed.produce(50);
-        let got = wait_for_values(&mut reader, "out", &values, &run);
-        assert_written_by(&got, Version::V1, &v1, what);
+        let got = pass(&mut feed, 50, &mut reader, "out", &run);
+        assert_written_by(&got, Version::V1, v1, what);
         println!("{what}: {line}");
     }
 
     // The watcher still works: a good version swaps in.
-    let mark = run.mark();
-    deploy(&v2_file, &target);
-    let reloaded = run.wait_for(mark, &[PLUGIN_RELOADED], 1);
+    let mark = run.log_mark();
+    deploy(&hot.v2_file, target);
+    let reloaded = run.wait_for_lines(mark, &[PLUGIN_RELOADED], 1);
     assert!(
-        reloaded[0].contains(&v1) && reloaded[0].contains(&v2),
+        reloaded[0].contains(v1) && reloaded[0].contains(v2),
         "{}",
         reloaded[0]
     );
-    let values = feed.produce(50);
-    let got = wait_for_values(&mut reader, "out", &values, &run);
-    assert_written_by(&got, Version::V2, &v2, "after the good deploy");
+    let got = pass(&mut feed, 50, &mut reader, "out", &run);
+    assert_written_by(&got, Version::V2, v2, "after the good deploy");
 
     reader.settle(Duration::from_millis(500), Duration::from_secs(5));
     let dead = reader.of("keep-dlq");
     assert!(dead.is_empty(), "dead letters: {dead:?}");
-    let status = run.terminate();
-    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
-    let log = run.log();
+    run.stop();
+    let log = run.stderr();
     assert_eq!(log.matches(PLUGIN_RELOAD_FAILED).count(), 3, "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
@@ -810,53 +591,82 @@ fn broken_plugins_keep_the_old_version_running() {
 // 3. Config edits: add a pipeline, invalid edits, a [kafka] change
 // ---------------------------------------------------------------------------
 
-/// Replaces the config file the documented way (temporary name, rename).
-fn edit_config(path: &Path, text: &str) {
-    deploy_bytes(path, text.as_bytes());
-}
-
 /// Produces to both feeds and checks both pipelines processed the events.
 fn assert_both_process(
     feeds: &mut [(&mut Feed, &str)],
     reader: &mut Reader,
-    run: &Run,
+    run: &SluiceProcess,
     what: &str,
 ) {
     for (feed, output) in feeds.iter_mut() {
-        let values = feed.produce(20);
-        let got = wait_for_values(reader, output, &values, run);
+        let got = pass(feed, 20, reader, output, run);
         assert!(!got.is_empty(), "{what}");
+    }
+}
+
+/// Two pipelines of `passthrough`: `alpha` (a-in → a-out) and `beta`
+/// (b-in → b-out).
+const ALPHA_BETA_TOPICS: &[(&str, u32)] = &[
+    ("a-in", 2),
+    ("a-out", 2),
+    ("b-in", 2),
+    ("b-out", 2),
+    ("alpha-dlq", 1),
+    ("beta-dlq", 1),
+];
+
+/// `sluice run` with `alpha` alone, after a first batch went through it.
+struct AlphaAlone {
+    run: SluiceProcess,
+    /// Feeds of a-in and b-in.
+    a: Feed,
+    b: Feed,
+    /// Reads a-out and b-out.
+    reader: Reader,
+    /// The first batch's outputs.
+    first: Vec<Record>,
+    /// The pipeline file with `beta` added.
+    both: String,
+}
+
+impl AlphaAlone {
+    fn start(hot: &Hot) -> AlphaAlone {
+        let kafka = &hot.kafka;
+        let alpha = pipeline_toml("alpha", "a-in", "a-out");
+        let beta = pipeline_toml("beta", "b-in", "b-out");
+        let mut run = hot.start(&format!("{kafka}{alpha}"));
+        run.wait_for_lines(0, &["partition assigned", "pipeline=alpha"], 2);
+        let mut a = Feed::new(&hot.bootstrap, "a-in", 2);
+        let b = Feed::new(&hot.bootstrap, "b-in", 2);
+        let mut reader = Reader::new(&hot.bootstrap, &["a-out", "b-out"]);
+        let first = pass(&mut a, 20, &mut reader, "a-out", &run);
+        AlphaAlone {
+            run,
+            a,
+            b,
+            reader,
+            first,
+            both: format!("{kafka}{alpha}{beta}"),
+        }
     }
 }
 
 #[test]
 fn config_edits_add_a_pipeline_and_refuse_bad_ones_without_disturbing_others() {
-    let scene = Scene::new();
-    let bootstrap = scene.bootstrap();
-    for topic in ["a-in", "a-out", "b-in", "b-out"] {
-        scene.create_topic(topic, 2);
-    }
-    scene.create_topic("alpha-dlq", 1);
-    scene.create_topic("beta-dlq", 1);
-    let dirs = Dirs::new(&scene, &["passthrough"]);
-    let kafka = scene.kafka_toml_with(&dirs.plugins);
-    let alpha = pipeline_toml("alpha", "a-in", "a-out");
-    let beta = pipeline_toml("beta", "b-in", "b-out");
-    std::fs::write(&dirs.config, format!("{kafka}{alpha}")).unwrap();
-
-    let mut run = Run::start(&scene, &dirs.config, "sluice");
-    run.wait_for(0, &["partition assigned", "pipeline=alpha"], 2);
-    let mut a = Feed::new(&bootstrap, "a-in", 2);
-    let mut b = Feed::new(&bootstrap, "b-in", 2);
-    let mut reader = Reader::new(&bootstrap, &["a-out", "b-out"]);
-    let values = a.produce(20);
-    wait_for_values(&mut reader, "a-out", &values, &run);
+    let hot = Hot::new(ALPHA_BETA_TOPICS);
+    let AlphaAlone {
+        mut run,
+        mut a,
+        mut b,
+        mut reader,
+        both,
+        ..
+    } = AlphaAlone::start(&hot);
 
     // Add `beta`.
-    let both = format!("{kafka}{alpha}{beta}");
-    let added = run.mark();
-    edit_config(&dirs.config, &both);
-    let reloaded = run.wait_for(added, &["config reloaded"], 1);
+    let added = run.log_mark();
+    hot.edit_config(&both);
+    let reloaded = run.wait_for_lines(added, &["config reloaded"], 1);
     assert!(
         reloaded[0].contains("added=[\"beta\"]")
             && reloaded[0].contains("removed=[]")
@@ -864,7 +674,7 @@ fn config_edits_add_a_pipeline_and_refuse_bad_ones_without_disturbing_others() {
         "{}",
         reloaded[0]
     );
-    run.wait_for(added, &["partition assigned", "pipeline=beta"], 2);
+    run.wait_for_lines(added, &["partition assigned", "pipeline=beta"], 2);
     assert_both_process(
         &mut [(&mut a, "a-out"), (&mut b, "b-out")],
         &mut reader,
@@ -874,41 +684,41 @@ fn config_edits_add_a_pipeline_and_refuse_bad_ones_without_disturbing_others() {
     assert_untouched(&run.log_since(added), "alpha", "adding beta");
 
     // A typo'd field: refused, with its line and column.
-    let invalid = run.mark();
+    let invalid = run.log_mark();
     let typo = both.replacen(
         "\nname = \"beta\"\n",
         "\nname = \"beta\"\noutptu = \"x\"\n",
         1,
     );
     let typo_line = typo.lines().position(|l| l.starts_with("outptu")).unwrap() + 1;
-    edit_config(&dirs.config, &typo);
-    run.wait_for(
+    hot.edit_config(&typo);
+    run.wait_for_lines(
         invalid,
         &["config reload failed; the running config stays"],
         1,
     );
     let want = format!(
         "{}:{typo_line}:1: unknown field `outptu`",
-        dirs.config.display()
+        hot.config.display()
     );
-    run.wait_for(invalid, &[&want], 1);
+    run.wait_for_lines(invalid, &[&want], 1);
 
     // Broken syntax: an unterminated string.
-    let syntax = run.mark();
+    let syntax = run.log_mark();
     let broken = both.replacen("output = \"b-out\"", "output = \"b-out", 1);
     let broken_line = broken
         .lines()
         .position(|l| l == "output = \"b-out")
         .unwrap()
         + 1;
-    edit_config(&dirs.config, &broken);
-    run.wait_for(
+    hot.edit_config(&broken);
+    run.wait_for_lines(
         syntax,
         &["config reload failed; the running config stays"],
         1,
     );
-    let want = format!("{}:{broken_line}:", dirs.config.display());
-    let problem = run.wait_for(syntax, &[&want], 1);
+    let want = format!("{}:{broken_line}:", hot.config.display());
+    let problem = run.wait_for_lines(syntax, &[&want], 1);
     println!("syntax error reported as: {}", problem[0]);
     assert_both_process(
         &mut [(&mut a, "a-out"), (&mut b, "b-out")],
@@ -918,15 +728,15 @@ fn config_edits_add_a_pipeline_and_refuse_bad_ones_without_disturbing_others() {
     );
 
     // A [kafka] change needs a restart: refused.
-    let restart = run.mark();
+    let restart = run.log_mark();
     let client = both.replacen(
         "client_id = \"sluice-e2e\"",
         "client_id = \"somebody-else\"",
         1,
     );
     assert_ne!(client, both, "the kafka section has no client_id to change");
-    edit_config(&dirs.config, &client);
-    let refused = run.wait_for(restart, &["needs a restart"], 1);
+    hot.edit_config(&client);
+    let refused = run.wait_for_lines(restart, &["needs a restart"], 1);
     assert!(
         refused[0].contains("ERROR") && refused[0].contains("kafka.client_id"),
         "{}",
@@ -939,9 +749,8 @@ fn config_edits_add_a_pipeline_and_refuse_bad_ones_without_disturbing_others() {
         "after the refused [kafka] change",
     );
 
-    let status = run.terminate();
-    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
-    let log = run.log();
+    run.stop();
+    let log = run.stderr();
     let before_stop = &log[..log.find("signal=").unwrap_or(log.len())];
     let before_stop = before_stop.get(added..).unwrap_or_default();
     assert_untouched(before_stop, "alpha", "the config edits");
@@ -960,26 +769,24 @@ fn config_edits_add_a_pipeline_and_refuse_bad_ones_without_disturbing_others() {
 
 #[test]
 fn removed_pipeline_stops_cleanly_and_commits_what_it_processed() {
-    let scene = Scene::new();
-    let bootstrap = scene.bootstrap();
-    for topic in ["keep-in", "keep-out", "gone-in", "gone-out"] {
-        scene.create_topic(topic, 2);
-    }
-    scene.create_topic("keep-dlq", 1);
-    scene.create_topic("gone-dlq", 1);
-    let dirs = Dirs::new(&scene, &["passthrough"]);
-    let kafka = scene.kafka_toml_with(&dirs.plugins);
+    let hot = Hot::new(&[
+        ("keep-in", 2),
+        ("keep-out", 2),
+        ("gone-in", 2),
+        ("gone-out", 2),
+        ("keep-dlq", 1),
+        ("gone-dlq", 1),
+    ]);
+    let bootstrap = &hot.bootstrap;
+    let kafka = &hot.kafka;
     let keep = pipeline_toml("keep", "keep-in", "keep-out");
     let gone = pipeline_toml("gone", "gone-in", "gone-out");
-    std::fs::write(&dirs.config, format!("{kafka}{keep}{gone}")).unwrap();
-
-    let mut run = Run::start(&scene, &dirs.config, "sluice");
-    run.wait_for(0, &["partition assigned", "pipeline=keep"], 2);
-    run.wait_for(0, &["partition assigned", "pipeline=gone"], 2);
-    let mut keep_feed = Feed::new(&bootstrap, "keep-in", 2);
-    let mut reader = Reader::new(&bootstrap, &["keep-out", "gone-out"]);
-    let values = keep_feed.produce(20);
-    wait_for_values(&mut reader, "keep-out", &values, &run);
+    let mut run = hot.start(&format!("{kafka}{keep}{gone}"));
+    run.wait_for_lines(0, &["partition assigned", "pipeline=keep"], 2);
+    run.wait_for_lines(0, &["partition assigned", "pipeline=gone"], 2);
+    let mut keep_feed = Feed::new(bootstrap, "keep-in", 2);
+    let mut reader = Reader::new(bootstrap, &["keep-out", "gone-out"]);
+    pass(&mut keep_feed, 20, &mut reader, "keep-out", &run);
 
     // `gone` gets a steady stream (about 2,000 events/s) that goes on
     // while it is removed, so it stops with events in flight.
@@ -1001,9 +808,9 @@ fn removed_pipeline_stops_cleanly_and_commits_what_it_processed() {
     });
     assert!(streaming, "`gone` is not processing\n{}", run.describe());
 
-    let removed = run.mark();
-    edit_config(&dirs.config, &format!("{kafka}{keep}"));
-    let reloaded = run.wait_for(removed, &["config reloaded"], 1);
+    let removed = run.log_mark();
+    hot.edit_config(&format!("{kafka}{keep}"));
+    let reloaded = run.wait_for_lines(removed, &["config reloaded"], 1);
     assert!(
         reloaded[0].contains("removed=[\"gone\"]") && reloaded[0].contains("added=[]"),
         "{}",
@@ -1025,31 +832,20 @@ fn removed_pipeline_stops_cleanly_and_commits_what_it_processed() {
     let sent = stream.join().expect("the producer thread");
 
     // `keep` goes on, untouched.
-    let values = keep_feed.produce(20);
-    wait_for_values(&mut reader, "keep-out", &values, &run);
+    pass(&mut keep_feed, 20, &mut reader, "keep-out", &run);
     reader.settle(Duration::from_secs(1), Duration::from_secs(10));
     assert_untouched(&run.log_since(removed), "keep", "removing gone");
 
     // What `gone` processed is exactly what its group committed.
-    let offset_of: HashMap<&str, (i32, i64)> = sent
-        .iter()
-        .map(|s| (s.value.as_str(), (s.partition, s.offset)))
-        .collect();
+    let offset_of: HashMap<&str, Delivered> =
+        sent.iter().map(|(v, at)| (v.as_str(), *at)).collect();
     let mut processed: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
     for r in reader.of("gone-out") {
-        let value = r.value.as_deref().unwrap();
-        let (partition, offset) = offset_of[value];
-        processed.entry(partition).or_default().insert(offset);
+        let at = offset_of[r.value.as_deref().unwrap()];
+        processed.entry(at.partition).or_default().insert(at.offset);
     }
-    let committed = kafka::committed(&bootstrap, "hot-gone", "gone-in");
-    let ends = {
-        let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
-        for s in &sent {
-            let end = ends.entry(s.partition).or_default();
-            *end = (*end).max(s.offset + 1);
-        }
-        ends
-    };
+    let committed = kafka::committed(bootstrap, "hot-gone", "gone-in");
+    let ends = kafka::ends(&sent.iter().map(|(_, at)| *at).collect::<Vec<_>>());
     for partition in 0..2 {
         let done = processed.get(&partition).cloned().unwrap_or_default();
         let commit = committed.get(&partition).copied().flatten();
@@ -1080,14 +876,13 @@ fn removed_pipeline_stops_cleanly_and_commits_what_it_processed() {
 
     // Nothing reads gone-in any more.
     let before = reader.of("gone-out").len();
-    let mut feed = Feed::new(&bootstrap, "gone-in", 2);
+    let mut feed = Feed::new(bootstrap, "gone-in", 2);
     feed.produce(10);
     reader.poll_for(Duration::from_secs(2));
     assert_eq!(reader.of("gone-out").len(), before, "`gone` still runs");
 
-    let status = run.terminate();
-    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
-    assert!(!run.log().contains("panicked"), "{}", run.describe());
+    run.stop();
+    assert!(!run.stderr().contains("panicked"), "{}", run.describe());
 }
 
 // ---------------------------------------------------------------------------
@@ -1100,32 +895,18 @@ fn removed_pipeline_stops_cleanly_and_commits_what_it_processed() {
 /// that goes on.
 #[test]
 fn busy_plugins_directory_neither_blocks_reloads_nor_stop() {
-    let scene = Scene::new();
-    let bootstrap = scene.bootstrap();
-    scene.create_topic("in", 2);
-    scene.create_topic("out", 2);
-    scene.create_topic("busy-dlq", 1);
-    let dirs = Dirs::new(&scene, &["passthrough"]);
-    let target = dirs.plugin("passthrough");
-    let v2_file = plugin_path("passthrough-v2");
-    let v2 = digest_of_file(&v2_file);
-    std::fs::write(
-        &dirs.config,
-        format!(
-            "{}{}",
-            scene.kafka_toml_with(&dirs.plugins),
-            pipeline_toml("busy", "in", "out")
-        ),
-    )
-    .unwrap();
-
-    let mut run = Run::start(&scene, &dirs.config, "sluice");
-    run.wait_for(0, &["partition assigned"], 2);
+    let hot = Hot::new(&[("in", 2), ("out", 2), ("busy-dlq", 1)]);
+    let mut run = hot.start(&format!(
+        "{}{}",
+        hot.kafka,
+        pipeline_toml("busy", "in", "out")
+    ));
+    run.wait_for_log("partition assigned", 2);
 
     let quiet = Arc::new(AtomicBool::new(false));
     let churn = {
         let quiet = quiet.clone();
-        let notes = dirs.plugins.join("build-notes.txt");
+        let notes = hot.target.with_file_name("build-notes.txt");
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !quiet.load(Ordering::SeqCst) {
@@ -1145,18 +926,16 @@ fn busy_plugins_directory_neither_blocks_reloads_nor_stop() {
     let _quiet = Quiet(quiet.clone());
     std::thread::sleep(Duration::from_millis(500));
 
-    let mark = run.mark();
-    deploy(&v2_file, &target);
-    run.wait_for(mark, &[PLUGIN_RELOADED], 1);
-    let mut feed = Feed::new(&bootstrap, "in", 2);
-    let mut reader = Reader::new(&bootstrap, &["out"]);
-    let values = feed.produce(20);
-    let got = wait_for_values(&mut reader, "out", &values, &run);
-    assert_written_by(&got, Version::V2, &v2, "after the deploy");
+    let mark = run.log_mark();
+    deploy(&hot.v2_file, &hot.target);
+    run.wait_for_lines(mark, &[PLUGIN_RELOADED], 1);
+    let mut feed = Feed::new(&hot.bootstrap, "in", 2);
+    let mut reader = Reader::new(&hot.bootstrap, &["out"]);
+    let got = pass(&mut feed, 20, &mut reader, "out", &run);
+    assert_written_by(&got, Version::V2, &hot.v2, "after the deploy");
 
     // SIGTERM while the directory is still busy.
-    let status = run.terminate();
-    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+    run.stop();
     assert!(
         !churn.is_finished(),
         "the churn stopped before the process did"
@@ -1175,51 +954,35 @@ fn busy_plugins_directory_neither_blocks_reloads_nor_stop() {
 /// and for the one just added.
 #[test]
 fn plugin_deployed_with_a_config_edit_is_still_swapped_in() {
-    let scene = Scene::new();
-    let bootstrap = scene.bootstrap();
-    for topic in ["a-in", "a-out", "b-in", "b-out"] {
-        scene.create_topic(topic, 2);
-    }
-    scene.create_topic("alpha-dlq", 1);
-    scene.create_topic("beta-dlq", 1);
-    let dirs = Dirs::new(&scene, &["passthrough"]);
-    let target = dirs.plugin("passthrough");
-    let v1 = digest_of_file(&target);
-    let v2_file = plugin_path("passthrough-v2");
-    let v2 = digest_of_file(&v2_file);
-    let kafka = scene.kafka_toml_with(&dirs.plugins);
-    let alpha = pipeline_toml("alpha", "a-in", "a-out");
-    let beta = pipeline_toml("beta", "b-in", "b-out");
-    std::fs::write(&dirs.config, format!("{kafka}{alpha}")).unwrap();
-
-    let mut run = Run::start(&scene, &dirs.config, "sluice");
-    run.wait_for(0, &["partition assigned", "pipeline=alpha"], 2);
-    let mut a = Feed::new(&bootstrap, "a-in", 2);
-    let mut b = Feed::new(&bootstrap, "b-in", 2);
-    let mut reader = Reader::new(&bootstrap, &["a-out", "b-out"]);
-    let values = a.produce(20);
-    let got = wait_for_values(&mut reader, "a-out", &values, &run);
-    assert_written_by(&got, Version::V1, &v1, "before the deployment");
+    let hot = Hot::new(ALPHA_BETA_TOPICS);
+    let (v1, v2) = (&hot.v1, &hot.v2);
+    let AlphaAlone {
+        mut run,
+        mut a,
+        mut b,
+        mut reader,
+        first,
+        both,
+    } = AlphaAlone::start(&hot);
+    assert_written_by(&first, Version::V1, v1, "before the deployment");
 
     // One deployment: the plugin, then the config, right after each other.
-    let mark = run.mark();
-    deploy(&v2_file, &target);
-    edit_config(&dirs.config, &format!("{kafka}{alpha}{beta}"));
-    let reloaded = run.wait_for(mark, &["config reloaded"], 1);
+    let mark = run.log_mark();
+    deploy(&hot.v2_file, &hot.target);
+    hot.edit_config(&both);
+    let reloaded = run.wait_for_lines(mark, &["config reloaded"], 1);
     assert!(reloaded[0].contains("added=[\"beta\"]"), "{}", reloaded[0]);
-    let swapped = run.wait_for(mark, &[PLUGIN_RELOADED], 1);
+    let swapped = run.wait_for_lines(mark, &[PLUGIN_RELOADED], 1);
     assert!(
-        swapped[0].contains(&v1) && swapped[0].contains(&v2),
+        swapped[0].contains(v1) && swapped[0].contains(v2),
         "{}",
         swapped[0]
     );
-    run.wait_for(mark, &["partition assigned", "pipeline=beta"], 2);
+    run.wait_for_lines(mark, &["partition assigned", "pipeline=beta"], 2);
 
     for (feed, output) in [(&mut a, "a-out"), (&mut b, "b-out")] {
-        let values = feed.produce(20);
-        let got = wait_for_values(&mut reader, output, &values, &run);
-        assert_written_by(&got, Version::V2, &v2, output);
+        let got = pass(feed, 20, &mut reader, output, &run);
+        assert_written_by(&got, Version::V2, v2, output);
     }
-    let status = run.terminate();
-    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+    run.stop();
 }

@@ -14,18 +14,16 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use support::kafka::{self, Delivered, Reader, Record, TestProducer};
-use support::sluice::{Scene, plugin_path, plugins_dir, repo_dir};
-
-/// How long a test waits for records to land (a group join alone takes ~3 s
-/// on tansu; generous because tests share two cores).
-const LAND_TIMEOUT: Duration = Duration::from_secs(90);
+use support::sluice::{
+    Scene, SluiceProcess, TIMEOUT, digest_of_file, plugin_path, plugins_dir, repo_dir,
+};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -33,10 +31,7 @@ const LAND_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// `sha256:<hex>` of a plugin file, as the DLQ envelope names it.
 fn digest_of(plugin: &str) -> String {
-    let bytes = std::fs::read(plugin_path(plugin)).expect("read the plugin");
-    let hash = Sha256::digest(&bytes);
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    digest_of_file(&plugin_path(plugin))
 }
 
 /// The tutorial's orders: `n` orders for 10 customers, as (key, value).
@@ -72,6 +67,17 @@ fn enriched(order: &str) -> Value {
     value["tier"] = tier_of(amount).into();
     value["amount_cents"] = ((amount * 100.0).round() as i64).into();
     value
+}
+
+/// The orders by their order id.
+fn by_order_id(orders: &[(String, String)]) -> HashMap<String, &(String, String)> {
+    orders
+        .iter()
+        .map(|o| {
+            let v: Value = serde_json::from_str(&o.1).unwrap();
+            (v["order_id"].as_str().unwrap().to_owned(), o)
+        })
+        .collect()
 }
 
 /// How often each value of `f` occurs among `records`.
@@ -139,6 +145,33 @@ fn assert_envelope(
     }
 }
 
+/// The dead letter keyed `key`.
+fn dead_letter<'a>(dead: &'a [Record], key: &str) -> &'a Record {
+    dead.iter()
+        .find(|d| d.key.as_deref() == Some(key))
+        .unwrap_or_else(|| panic!("no dead letter keyed `{key}`"))
+}
+
+/// Asserts that `dead` holds each of the malformed orders `bad` exactly
+/// once, as an `invalid` of order-enrich in `pipeline` whose envelope points
+/// at where it was `delivered` (`delivered[j]` for `bad[j]`).
+fn assert_malformed_dead_lettered(
+    dead: &[Record],
+    bad: &[(String, String)],
+    pipeline: &str,
+    delivered: &[Delivered],
+) {
+    assert_eq!(
+        tally(dead, key_of),
+        exactly_once(bad.iter().map(|(k, _)| k.clone())),
+        "DLQ"
+    );
+    for ((key, _), at) in bad.iter().zip(delivered) {
+        let dl = dead_letter(dead, key);
+        assert_envelope(dl, "invalid", pipeline, "order-enrich", "orders", *at);
+    }
+}
+
 /// Asserts that `group` committed, on every partition of `topic`, the end
 /// of what was `delivered` there (partitions that got nothing may have no
 /// commit).
@@ -168,17 +201,24 @@ fn assert_committed_all(bootstrap: &str, group: &str, topic: &str, delivered: &[
     }
 }
 
-/// A pipeline section with one plugin.
-fn single_plugin_pipeline(
+/// Writes `<name>.toml`: the `[kafka]` head with `plugins.dir` where
+/// `plugin` is, and a pipeline `name` (group `e2e-<name>`) with that one
+/// plugin and `extra` lines; returns its path.
+fn single_plugin_config(
+    scene: &Scene,
     name: &str,
     input: &str,
     plugin: &str,
     output: &str,
     dlq: &str,
     extra: &str,
-) -> String {
-    format!(
-        r#"
+) -> PathBuf {
+    let path = plugin_path(plugin);
+    let plugins = path.parent().expect("the plugin's directory");
+    scene.write_config(
+        &format!("{name}.toml"),
+        &format!(
+            r#"{}
 [[pipeline]]
 name = "{name}"
 inputs = ["{input}"]
@@ -187,8 +227,24 @@ output = "{output}"
 dlq = "{dlq}"
 group_id = "e2e-{name}"
 {extra}
-"#
+"#,
+            scene.kafka_toml_with(plugins)
+        ),
     )
+}
+
+/// Reads until `count` records in all have landed, then until nothing comes
+/// for a second (so a duplicate would show up), and stops `run`, which must
+/// exit successfully.
+fn land_then_stop(reader: &mut Reader, count: usize, run: &mut SluiceProcess) {
+    assert!(
+        reader.wait_count(count, TIMEOUT),
+        "only {} of {count} records landed\n{}",
+        reader.records().len(),
+        run.describe()
+    );
+    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
+    run.stop();
 }
 
 fn assert_no_panic(text: &str) {
@@ -203,23 +259,15 @@ fn assert_no_panic(text: &str) {
 fn tutorial_orders_are_enriched_or_dead_lettered_once_and_committed() {
     let scene = Scene::new();
     let bootstrap = scene.bootstrap();
-    scene.create_topic("orders", 3);
-    scene.create_topic("orders-enriched", 3);
-    scene.create_topic("orders-dlq", 1);
-    let config = scene.write_config(
-        "tutorial.toml",
-        &format!(
-            "{}{}",
-            scene.kafka_toml(),
-            single_plugin_pipeline(
-                "tutorial",
-                "orders",
-                "order-enrich",
-                "orders-enriched",
-                "orders-dlq",
-                "batch_size = 16\nworkers = 2",
-            )
-        ),
+    scene.create_topics(&[("orders", 3), ("orders-enriched", 3), ("orders-dlq", 1)]);
+    let config = single_plugin_config(
+        &scene,
+        "tutorial",
+        "orders",
+        "order-enrich",
+        "orders-enriched",
+        "orders-dlq",
+        "batch_size = 16\nworkers = 2",
     );
 
     let orders = tutorial_orders(100);
@@ -229,44 +277,23 @@ fn tutorial_orders_are_enriched_or_dead_lettered_once_and_committed() {
 
     let mut run = scene.start(&config, "sluice");
     let mut reader = Reader::new(&bootstrap, &["orders-enriched", "orders-dlq"]);
-    assert!(
-        reader.wait_count(all.len(), LAND_TIMEOUT),
-        "only {} of {} records landed\n{}",
-        reader.records().len(),
-        all.len(),
-        run.describe()
-    );
-    // Anything extra (a duplicate) would show up now.
-    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
-    let status = run.terminate();
-    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+    land_then_stop(&mut reader, all.len(), &mut run);
     assert_no_panic(&run.stderr());
 
     let results = reader.of("orders-enriched");
     let dead = reader.of("orders-dlq");
 
-    // Every good order exactly once in the result topic, every malformed
-    // one exactly once in the DLQ.
+    // Every good order exactly once in the result topic (every malformed
+    // one exactly once in the DLQ: below).
     assert_eq!(
         tally(&results, order_id),
         exactly_once((0..100).map(|i| format!("ORD-{i:04}"))),
         "result topic"
     );
-    assert_eq!(
-        tally(&dead, key_of),
-        exactly_once(bad.iter().map(|(k, _)| k.clone())),
-        "DLQ"
-    );
 
     // Enriched content: the order, its tier and cents; the customer key;
     // the producing plugin named in the headers.
-    let inputs: HashMap<String, &(String, String)> = orders
-        .iter()
-        .map(|o| {
-            let v: Value = serde_json::from_str(&o.1).unwrap();
-            (v["order_id"].as_str().unwrap().to_owned(), o)
-        })
-        .collect();
+    let inputs = by_order_id(&orders);
     let digest = digest_of("order-enrich");
     let mut tiers: BTreeMap<String, usize> = BTreeMap::new();
     for r in &results {
@@ -308,20 +335,10 @@ fn tutorial_orders_are_enriched_or_dead_lettered_once_and_committed() {
     }
 
     // The DLQ envelope, pointing at where each malformed record really was.
-    for (j, (key, value)) in bad.iter().enumerate() {
-        let dl = dead
-            .iter()
-            .find(|d| d.key.as_deref() == Some(key.as_str()))
-            .unwrap();
+    assert_malformed_dead_lettered(&dead, &bad, "tutorial", &delivered[orders.len()..]);
+    for (key, value) in &bad {
+        let dl = dead_letter(&dead, key);
         assert_eq!(dl.value.as_deref(), Some(value.as_str()), "original value");
-        assert_envelope(
-            dl,
-            "invalid",
-            "tutorial",
-            "order-enrich",
-            "orders",
-            delivered[orders.len() + j],
-        );
     }
     let messages: Vec<&str> = dead
         .iter()
@@ -346,20 +363,7 @@ fn tutorial_orders_are_enriched_or_dead_lettered_once_and_committed() {
     let mut delivered = delivered;
     delivered.extend(kafka::produce(&bootstrap, "orders", &more));
     let mut again = scene.start(&config, "sluice-again");
-    assert!(
-        reader.wait_count(all.len() + more.len(), LAND_TIMEOUT),
-        "only {} of {} records landed after the restart\n{}",
-        reader.records().len(),
-        all.len() + more.len(),
-        again.describe()
-    );
-    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
-    let status = again.terminate();
-    assert!(
-        status.success(),
-        "second run: {status}\n{}",
-        again.describe()
-    );
+    land_then_stop(&mut reader, all.len() + more.len(), &mut again);
     assert_eq!(
         tally(&reader.of("orders-enriched"), order_id),
         exactly_once((0..110).map(|i| format!("ORD-{i:04}"))),
@@ -382,27 +386,19 @@ fn kill_9_mid_stream_then_restart_loses_nothing() {
     const EVENTS: usize = 20_000;
     let scene = Scene::new();
     let bootstrap = scene.bootstrap();
-    scene.create_topic("events", 4);
-    scene.create_topic("events-out", 4);
-    scene.create_topic("events-dlq", 1);
-    let config = scene.write_config(
-        "kill.toml",
-        &format!(
-            "{}{}",
-            scene.kafka_toml(),
-            single_plugin_pipeline(
-                "kill",
-                "events",
-                "passthrough",
-                "events-out",
-                "events-dlq",
-                "batch_size = 128\nworkers = 2",
-            )
-        ),
+    scene.create_topics(&[("events", 4), ("events-out", 4), ("events-dlq", 1)]);
+    let config = single_plugin_config(
+        &scene,
+        "kill",
+        "events",
+        "passthrough",
+        "events-out",
+        "events-dlq",
+        "batch_size = 128\nworkers = 2",
     );
 
     let mut first = scene.start(&config, "first");
-    first.wait_for_log("partition assigned", 4, LAND_TIMEOUT);
+    first.wait_for_log("partition assigned", 4);
 
     // The stream: 20,000 events over about four seconds.
     let stream_bootstrap = bootstrap.clone();
@@ -420,7 +416,7 @@ fn kill_9_mid_stream_then_restart_loses_nothing() {
 
     // Kill once a third of the outputs have landed.
     let mut reader = Reader::new(&bootstrap, &["events-out", "events-dlq"]);
-    let landed = reader.read_until(LAND_TIMEOUT, |r| r.len() >= EVENTS / 3);
+    let landed = reader.read_until(TIMEOUT, |r| r.len() >= EVENTS / 3);
     first.kill9();
     let at_kill = reader.records().len();
     assert!(
@@ -435,14 +431,7 @@ fn kill_9_mid_stream_then_restart_loses_nothing() {
     );
 
     let mut second = scene.start(&config, "second");
-    let all_there = reader.read_until(LAND_TIMEOUT, |records| {
-        records
-            .iter()
-            .filter_map(|r| r.value.as_deref())
-            .collect::<BTreeSet<_>>()
-            .len()
-            >= EVENTS
-    });
+    let all_there = reader.wait_distinct_values(EVENTS, TIMEOUT);
     reader.settle(Duration::from_secs(1), Duration::from_secs(10));
     let status = second.terminate();
 
@@ -492,14 +481,12 @@ fn kill_9_mid_stream_then_restart_loses_nothing() {
 fn chain_enriches_then_routes_and_names_the_failing_step() {
     let scene = Scene::new();
     let bootstrap = scene.bootstrap();
-    for (topic, partitions) in [
+    scene.create_topics(&[
         ("orders", 3),
         ("orders-routed", 3),
         ("vip-orders", 2),
         ("orders-dlq", 1),
-    ] {
-        scene.create_topic(topic, partitions);
-    }
+    ]);
     let config = scene.write_config(
         "chain.toml",
         &format!(
@@ -537,16 +524,7 @@ default = "orders-routed"
 
     let mut run = scene.start(&config, "sluice");
     let mut reader = Reader::new(&bootstrap, &["orders-routed", "vip-orders", "orders-dlq"]);
-    assert!(
-        reader.wait_count(all.len(), LAND_TIMEOUT),
-        "only {} of {} records landed\n{}",
-        reader.records().len(),
-        all.len(),
-        run.describe()
-    );
-    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
-    let status = run.terminate();
-    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+    land_then_stop(&mut reader, all.len(), &mut run);
 
     let vip = reader.of("vip-orders");
     let routed = reader.of("orders-routed");
@@ -562,40 +540,16 @@ default = "orders-routed"
         exactly_once((0..60).map(|i| format!("ORD-{i:04}"))),
         "orders-routed"
     );
-    let by_id: HashMap<String, &String> = orders
-        .iter()
-        .map(|(_, v)| {
-            let j: Value = serde_json::from_str(v).unwrap();
-            (j["order_id"].as_str().unwrap().to_owned(), v)
-        })
-        .collect();
+    let by_id = by_order_id(&orders);
     for r in vip.iter().chain(&routed) {
         // The enriched order, unchanged by the router; made by the last step.
-        assert_eq!(r.json(), enriched(by_id[&order_id(r)]), "{r:?}");
+        assert_eq!(r.json(), enriched(&by_id[&order_id(r)].1), "{r:?}");
         assert_eq!(r.header("sluice.plugin"), Some("router"), "{r:?}");
     }
 
-    assert_eq!(
-        tally(&dead, key_of),
-        exactly_once(bad.iter().map(|(k, _)| k.clone())),
-        "DLQ"
-    );
-    for (j, (key, _)) in bad.iter().enumerate() {
-        let dl = dead
-            .iter()
-            .find(|d| d.key.as_deref() == Some(key.as_str()))
-            .unwrap();
-        // The first step failed, so the envelope names order-enrich, not the
-        // chain's last plugin.
-        assert_envelope(
-            dl,
-            "invalid",
-            "chain",
-            "order-enrich",
-            "orders",
-            delivered[orders.len() + j],
-        );
-    }
+    // The first step failed, so the envelope names order-enrich, not the
+    // chain's last plugin.
+    assert_malformed_dead_lettered(&dead, &bad, "chain", &delivered[orders.len()..]);
     assert_committed_all(&bootstrap, "e2e-chain", "orders", &delivered);
 }
 
@@ -608,33 +562,25 @@ fn two_processes_share_the_partitions_and_process_everything() {
     const EVENTS: usize = 2_000;
     let scene = Scene::new();
     let bootstrap = scene.bootstrap();
-    scene.create_topic("events", 4);
-    scene.create_topic("events-out", 4);
-    scene.create_topic("events-dlq", 1);
+    scene.create_topics(&[("events", 4), ("events-out", 4), ("events-dlq", 1)]);
     // hostile passes `log:<msg>` events through and logs `<msg>`, so each
     // process's log says which events it processed.
-    let config = scene.write_config(
-        "scale.toml",
-        &format!(
-            "{}{}",
-            scene.kafka_toml_with(&plugins_dir().join("fixtures")),
-            single_plugin_pipeline(
-                "scale",
-                "events",
-                "hostile",
-                "events-out",
-                "events-dlq",
-                "batch_size = 64",
-            )
-        ),
+    let config = single_plugin_config(
+        &scene,
+        "scale",
+        "events",
+        "hostile",
+        "events-out",
+        "events-dlq",
+        "batch_size = 64",
     );
 
     let mut a = scene.start(&config, "a");
-    a.wait_for_log("partition assigned", 4, LAND_TIMEOUT);
+    a.wait_for_log("partition assigned", 4);
     let mut b = scene.start(&config, "b");
-    b.wait_for_log("partition assigned", 1, LAND_TIMEOUT);
+    b.wait_for_log("partition assigned", 1);
     // Let the cooperative rebalance settle: `a` gave up what `b` got.
-    a.wait_for_log("partition revoked", 1, LAND_TIMEOUT);
+    a.wait_for_log("partition revoked", 1);
 
     let records: Vec<(String, String)> = (0..EVENTS)
         .map(|i| (format!("k-{i:05}"), format!("log:ev-{i:05}")))
@@ -642,25 +588,15 @@ fn two_processes_share_the_partitions_and_process_everything() {
     kafka::produce(&bootstrap, "events", &records);
 
     let mut reader = Reader::new(&bootstrap, &["events-out", "events-dlq"]);
-    let all_there = reader.read_until(LAND_TIMEOUT, |records| {
-        records
-            .iter()
-            .filter_map(|r| r.value.as_deref())
-            .collect::<BTreeSet<_>>()
-            .len()
-            >= EVENTS
-    });
     assert!(
-        all_there,
+        reader.wait_distinct_values(EVENTS, TIMEOUT),
         "only {} outputs\n{}\n{}",
         reader.records().len(),
         a.describe(),
         b.describe()
     );
-    let status_a = a.terminate();
-    let status_b = b.terminate();
-    assert!(status_a.success(), "a: {status_a}\n{}", a.describe());
-    assert!(status_b.success(), "b: {status_b}\n{}", b.describe());
+    a.stop();
+    b.stop();
 
     let expected: BTreeSet<String> = (0..EVENTS).map(|i| format!("log:ev-{i:05}")).collect();
     let outputs: BTreeSet<String> = reader
@@ -718,23 +654,15 @@ fn python_producer_and_consumer_interoperate() {
     );
     let scene = Scene::new();
     let bootstrap = scene.bootstrap();
-    scene.create_topic("orders", 3);
-    scene.create_topic("orders-enriched", 3);
-    scene.create_topic("orders-dlq", 1);
-    let config = scene.write_config(
-        "interop.toml",
-        &format!(
-            "{}{}",
-            scene.kafka_toml(),
-            single_plugin_pipeline(
-                "interop",
-                "orders",
-                "order-enrich",
-                "orders-enriched",
-                "orders-dlq",
-                "",
-            )
-        ),
+    scene.create_topics(&[("orders", 3), ("orders-enriched", 3), ("orders-dlq", 1)]);
+    let config = single_plugin_config(
+        &scene,
+        "interop",
+        "orders",
+        "order-enrich",
+        "orders-enriched",
+        "orders-dlq",
+        "",
     );
     let mut run = scene.start(&config, "sluice");
 
@@ -753,14 +681,7 @@ fn python_producer_and_consumer_interoperate() {
     );
 
     let mut reader = Reader::new(&bootstrap, &["orders-enriched", "orders-dlq"]);
-    assert!(
-        reader.wait_count(52, LAND_TIMEOUT),
-        "only {} of 52 records landed\n{}",
-        reader.records().len(),
-        run.describe()
-    );
-    let status = run.terminate();
-    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+    land_then_stop(&mut reader, 52, &mut run);
 
     let consumed = Command::new("python3")
         .arg(examples.join("consumer.py"))
@@ -828,9 +749,7 @@ struct BadConfig {
 fn bad_configs_fail_check_and_run_clearly_and_consume_nothing() {
     let scene = Scene::new();
     let bootstrap = scene.bootstrap();
-    scene.create_topic("orders", 3);
-    scene.create_topic("orders-enriched", 3);
-    scene.create_topic("orders-dlq", 1);
+    scene.create_topics(&[("orders", 3), ("orders-enriched", 3), ("orders-dlq", 1)]);
     // Something to consume, were anything to start.
     let delivered = kafka::produce(&bootstrap, "orders", &tutorial_orders(20));
     assert_eq!(delivered.len(), 20);
@@ -948,14 +867,12 @@ fn bad_configs_fail_check_and_run_clearly_and_consume_nothing() {
 fn output_to_a_topic_not_allowed_is_dead_lettered_and_the_rest_flows() {
     let scene = Scene::new();
     let bootstrap = scene.bootstrap();
-    for (topic, partitions) in [
+    scene.create_topics(&[
         ("orders", 2),
         ("orders-routed", 2),
         ("vip-orders", 1),
         ("orders-dlq", 1),
-    ] {
-        scene.create_topic(topic, partitions);
-    }
+    ]);
     // CUST-001's orders are routed to `forbidden-orders`, which is not in
     // `allowed_outputs`.
     let config = scene.write_config(
@@ -990,15 +907,7 @@ default = "orders-routed"
     let delivered = kafka::produce(&bootstrap, "orders", &orders);
     let mut run = scene.start(&config, "sluice");
     let mut reader = Reader::new(&bootstrap, &["orders-routed", "vip-orders", "orders-dlq"]);
-    assert!(
-        reader.wait_count(30, LAND_TIMEOUT),
-        "only {} of 30 records landed\n{}",
-        reader.records().len(),
-        run.describe()
-    );
-    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
-    let status = run.terminate();
-    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+    land_then_stop(&mut reader, 30, &mut run);
 
     let ids = |customers: &[usize]| {
         exactly_once(
@@ -1055,23 +964,15 @@ fn poison_events_are_dead_lettered_without_blocking_their_partition() {
     const INVALID: &[usize] = &[42, 60, 150, 199];
     let scene = Scene::new();
     let bootstrap = scene.bootstrap();
-    scene.create_topic("events", 2);
-    scene.create_topic("events-out", 1);
-    scene.create_topic("events-dlq", 1);
-    let config = scene.write_config(
-        "poison.toml",
-        &format!(
-            "{}{}",
-            scene.kafka_toml_with(&plugins_dir().join("fixtures")),
-            single_plugin_pipeline(
-                "poison",
-                "events",
-                "hostile",
-                "events-out",
-                "events-dlq",
-                "batch_size = 16",
-            )
-        ),
+    scene.create_topics(&[("events", 2), ("events-out", 1), ("events-dlq", 1)]);
+    let config = single_plugin_config(
+        &scene,
+        "poison",
+        "events",
+        "hostile",
+        "events-out",
+        "events-dlq",
+        "batch_size = 16",
     );
     let records: Vec<(String, String)> = (0..EVENTS)
         .map(|i| {
@@ -1089,15 +990,7 @@ fn poison_events_are_dead_lettered_without_blocking_their_partition() {
 
     let mut run = scene.start(&config, "sluice");
     let mut reader = Reader::new(&bootstrap, &["events-out", "events-dlq"]);
-    assert!(
-        reader.wait_count(EVENTS, LAND_TIMEOUT),
-        "only {} of {EVENTS} records landed\n{}",
-        reader.records().len(),
-        run.describe()
-    );
-    reader.settle(Duration::from_secs(1), Duration::from_secs(10));
-    let status = run.terminate();
-    assert!(status.success(), "sluice run: {status}\n{}", run.describe());
+    land_then_stop(&mut reader, EVENTS, &mut run);
 
     let poison: BTreeSet<usize> = PANIC.iter().chain(INVALID).copied().collect();
     let good = |i: &usize| !poison.contains(i);

@@ -7,8 +7,10 @@
 //! one compiled copy of each plugin; each test still starts its own runner
 //! (its own instances), so tests stay independent.
 
+mod support;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -17,60 +19,48 @@ use sluice::plugin::{
     PluginEngine, PluginError, PluginRunner, Sandbox,
 };
 
+use support::sluice::plugin_path;
+
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// The path of a built plugin, relative to `plugins/`; fails clearly when the
-/// plugins have not been built.
-fn wasm_path(relative: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins")
-        .join(relative);
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/build-plugins first",
-        path.display()
-    );
-    path
-}
 
 fn engine() -> &'static PluginEngine {
     static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
     ENGINE.get_or_init(|| PluginEngine::new().expect("create the plugin engine"))
 }
 
-/// The compiled plugin at `plugins/<relative>`, compiled once per test run.
-fn plugin(relative: &str) -> Arc<CompiledPlugin> {
+/// The compiled plugin `name` (see `plugin_path`), compiled once per test
+/// run.
+fn plugin(name: &str) -> Arc<CompiledPlugin> {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<CompiledPlugin>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(plugin) = cache.lock().unwrap().get(relative) {
+    if let Some(plugin) = cache.lock().unwrap().get(name) {
         return Arc::clone(plugin);
     }
     // Compile outside the lock so different plugins compile in parallel.
-    let path = wasm_path(relative);
-    let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-    let compiled = CompiledPlugin::load(engine(), &name, &path)
+    let path = plugin_path(name);
+    let compiled = CompiledPlugin::load(engine(), name, &path)
         .unwrap_or_else(|e| panic!("load {}: {e}", path.display()));
     let compiled = Arc::new(compiled);
     Arc::clone(
         cache
             .lock()
             .unwrap()
-            .entry(relative.to_owned())
+            .entry(name.to_owned())
             .or_insert(compiled),
     )
 }
 
-fn runner_with(relative: &str, settings: InstanceSettings) -> PluginRunner {
-    match PluginRunner::start(plugin(relative), Arc::new(settings)) {
+fn runner_with(name: &str, settings: InstanceSettings) -> PluginRunner {
+    match PluginRunner::start(plugin(name), Arc::new(settings)) {
         Ok(runner) => runner,
-        Err(e) => panic!("start {relative}: {e}"),
+        Err(e) => panic!("start {name}: {e}"),
     }
 }
 
-fn runner(relative: &str) -> PluginRunner {
-    runner_with(relative, InstanceSettings::default())
+fn runner(name: &str) -> PluginRunner {
+    runner_with(name, InstanceSettings::default())
 }
 
 fn config(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -82,7 +72,7 @@ fn config(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 fn hostile_with(limits: Limits, sandbox: Sandbox) -> PluginRunner {
     runner_with(
-        "fixtures/hostile.wasm",
+        "hostile",
         InstanceSettings {
             limits,
             sandbox,
@@ -178,13 +168,13 @@ fn assert_recovers(runner: &mut PluginRunner) {
     );
 }
 
-fn start_error(relative: &str, config: Vec<(String, String)>) -> PluginError {
+fn start_error(name: &str, config: Vec<(String, String)>) -> PluginError {
     let settings = InstanceSettings {
         config,
         ..InstanceSettings::default()
     };
-    match PluginRunner::start(plugin(relative), Arc::new(settings)) {
-        Ok(_) => panic!("{relative} started, but it should have failed"),
+    match PluginRunner::start(plugin(name), Arc::new(settings)) {
+        Ok(_) => panic!("{name} started, but it should have failed"),
         Err(e) => e,
     }
 }
@@ -199,7 +189,7 @@ fn load_error(path: &Path) -> PluginError {
 
 #[test]
 fn passthrough_is_the_identity_and_inherits_key_and_headers() {
-    let mut runner = runner("passthrough.wasm");
+    let mut runner = runner("passthrough");
     let mut batch = events(&["a", "", "{\"json\":true}"]);
     batch.push(event(3, vec![0u8, 0xff, 0x80, 7]));
     batch.push(Event {
@@ -221,7 +211,7 @@ fn passthrough_is_the_identity_and_inherits_key_and_headers() {
 
 #[test]
 fn order_enrich_tutorial_order_exact_bytes() {
-    let mut runner = runner("order-enrich.wasm");
+    let mut runner = runner("order-enrich");
     let order = r#"{"order_id": "ORD-0001", "customer_id": "CUST-001", "amount": 11.5, "timestamp": 1732400000.0}"#;
     let outcomes = runner.process(&[event(0, order)]);
     assert_eq!(
@@ -235,7 +225,7 @@ fn order_enrich_tutorial_order_exact_bytes() {
 
 #[test]
 fn order_enrich_tiers_at_the_boundaries() {
-    let mut runner = runner("order-enrich.wasm");
+    let mut runner = runner("order-enrich");
     let amounts = ["49.99", "50", "99.99", "100", "0"];
     let batch: Vec<String> = amounts
         .iter()
@@ -256,7 +246,7 @@ fn order_enrich_tiers_at_the_boundaries() {
 
     // The thresholds come from the config handed to `init`.
     let mut custom = runner_with(
-        "order-enrich.wasm",
+        "order-enrich",
         InstanceSettings {
             config: config(&[("silver_from", "10"), ("gold_from", "20")]),
             ..InstanceSettings::default()
@@ -279,7 +269,7 @@ fn order_enrich_tiers_at_the_boundaries() {
 
 #[test]
 fn order_enrich_rejects_bad_orders_as_invalid_with_reasons() {
-    let mut runner = runner("order-enrich.wasm");
+    let mut runner = runner("order-enrich");
     let batch = events(&[
         "not json",
         r#"{"order_id":"A"}"#,
@@ -338,7 +328,7 @@ fn router_routes_filters_and_copies() {
 
     // Without a default, unmatched events are filtered out (no outputs).
     let mut plain = runner_with(
-        "router.wasm",
+        "router",
         InstanceSettings {
             config: config(&[
                 ("field", "type"),
@@ -360,7 +350,7 @@ fn router_routes_filters_and_copies() {
 
     // With a default and a copy: two outputs per event, routed one first.
     let mut copying = runner_with(
-        "router.wasm",
+        "router",
         InstanceSettings {
             config: config(&[
                 ("field", "type"),
@@ -389,7 +379,7 @@ fn router_routes_filters_and_copies() {
 
     // Only a copy when nothing matches and there is no default.
     let mut copy_only = runner_with(
-        "router.wasm",
+        "router",
         InstanceSettings {
             config: config(&[
                 ("field", "type"),
@@ -412,7 +402,7 @@ fn router_routes_filters_and_copies() {
 
 #[test]
 fn router_without_its_required_config_fails_init() {
-    let error = start_error("router.wasm", config(&[("routes", "a:b")]));
+    let error = start_error("router", config(&[("routes", "a:b")]));
     match &error {
         PluginError::Init { name, message } => {
             assert_eq!(name, "router");
@@ -428,7 +418,7 @@ fn router_without_its_required_config_fails_init() {
 
 #[test]
 fn panic_is_a_trap_with_the_panic_text() {
-    let mut runner = runner("fixtures/hostile.wasm");
+    let mut runner = runner("hostile");
     let outcome = one(&mut runner, "panic");
     let (kind, message) = failure_of(&outcome);
     assert_eq!(kind, FailureKind::Trap, "{message}");
@@ -532,7 +522,7 @@ fn huge_output_is_rejected_above_the_cap() {
 
 #[test]
 fn invalid_and_retryable_are_reported_as_such() {
-    let mut runner = runner("fixtures/hostile.wasm");
+    let mut runner = runner("hostile");
     let outcomes = runner.process(&events(&["invalid", "retry", "fine"]));
     assert_eq!(
         failure_of(&outcomes[0]),
@@ -551,7 +541,7 @@ fn filesystem_is_denied_unless_granted() {
     let secret = dir.path().join("secret.txt");
     std::fs::write(&secret, "hello from the host").unwrap();
 
-    let mut denied = runner("fixtures/hostile.wasm");
+    let mut denied = runner("hostile");
     for path in [
         "/etc/hostname".to_owned(),
         "/etc/passwd".to_owned(),
@@ -597,7 +587,7 @@ fn environment_is_empty_unless_granted() {
         "the test needs {host_var} set in the host"
     );
 
-    let mut denied = runner("fixtures/hostile.wasm");
+    let mut denied = runner("hostile");
     assert_eq!(single_value(&one(&mut denied, "env")), "[]");
     let value = single_value(&one(&mut denied, &format!("env:{host_var}")));
     assert!(value.starts_with("err:"), "env:{host_var} gave {value:?}");
@@ -646,7 +636,7 @@ fn assert_only_culprit_failed(
 
 #[test]
 fn a_panic_in_a_batch_fails_only_its_event() {
-    let mut runner = runner("fixtures/hostile.wasm");
+    let mut runner = runner("hostile");
     let mut values: Vec<String> = (0..10).map(|i| format!("good-{i}")).collect();
     values[4] = "panic".into();
     let outcomes = runner.process(&events(&values));
@@ -685,7 +675,7 @@ fn a_loop_or_a_memory_hog_in_a_batch_fails_only_its_event() {
 
 #[test]
 fn init_failure_names_the_plugin_and_its_reason() {
-    let error = start_error("fixtures/init-fails.wasm", Vec::new());
+    let error = start_error("init-fails", Vec::new());
     match &error {
         PluginError::Init { name, message } => {
             assert_eq!(name, "init-fails");
@@ -699,7 +689,7 @@ fn init_failure_names_the_plugin_and_its_reason() {
         "{text}"
     );
 
-    let error = start_error("fixtures/hostile.wasm", config(&[("fail_init", "true")]));
+    let error = start_error("hostile", config(&[("fail_init", "true")]));
     assert!(
         matches!(&error, PluginError::Init { name, message }
             if name == "hostile" && message == "init failed as configured"),
@@ -714,7 +704,7 @@ fn init_failure_names_the_plugin_and_its_reason() {
 
 #[test]
 fn wrong_world_is_rejected_at_load() {
-    let path = wasm_path("fixtures/wrong-world.wasm");
+    let path = plugin_path("wrong-world");
     let error = load_error(&path);
     assert!(matches!(error, PluginError::WrongWorld { .. }), "{error:?}");
     let text = error.to_string();
@@ -749,7 +739,7 @@ fn bad_files_are_rejected_with_errors_naming_the_file() {
     assert!(matches!(error, PluginError::Compile { .. }), "{error:?}");
     assert_names_file(&error, &text, "not a WebAssembly");
 
-    let bytes = std::fs::read(wasm_path("passthrough.wasm")).unwrap();
+    let bytes = std::fs::read(plugin_path("passthrough")).unwrap();
     let truncated = dir.path().join("truncated.wasm");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let error = load_error(&truncated);

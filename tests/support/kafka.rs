@@ -15,7 +15,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -101,11 +101,22 @@ pub struct TestProducer {
 impl TestProducer {
     /// A producer with `acks=all` and a short linger.
     pub fn new(bootstrap: &str) -> TestProducer {
-        let producer = ClientConfig::new()
+        TestProducer::with_settings(bootstrap, &[])
+    }
+
+    /// A producer with `acks=all`, a short linger and librdkafka `settings`
+    /// on top (e.g. `("enable.idempotence", "true")`).
+    pub fn with_settings(bootstrap: &str, settings: &[(&str, &str)]) -> TestProducer {
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", bootstrap)
             .set("acks", "all")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
+            .set("message.timeout.ms", "30000");
+        for (key, value) in settings {
+            config.set(*key, *value);
+        }
+        let producer = config
             .create_with_context(Reports {
                 slots: Mutex::new(Vec::new()),
             })
@@ -126,9 +137,25 @@ impl TestProducer {
         value: Option<&[u8]>,
         headers: &[(&str, &str)],
     ) -> usize {
+        self.send_to(topic, None, key, value, headers)
+    }
+
+    /// Queues one record with headers to `partition`, or where the
+    /// partitioner puts it if `None`; returns its index.
+    pub fn send_to(
+        &mut self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> usize {
         let index = self.sent;
         self.sent += 1;
         let mut record = BaseRecord::with_opaque_to(topic, index);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
         if let Some(key) = key {
             record = record.key(key);
         }
@@ -282,6 +309,19 @@ impl Reader {
     /// whether they were within `timeout`.
     pub fn wait_count(&mut self, count: usize, timeout: Duration) -> bool {
         self.read_until(timeout, |records| records.len() >= count)
+    }
+
+    /// Reads until at least `count` distinct values in all were read (a
+    /// duplicate counts once); returns whether they were within `timeout`.
+    pub fn wait_distinct_values(&mut self, count: usize, timeout: Duration) -> bool {
+        self.read_until(timeout, |records| {
+            records
+                .iter()
+                .filter_map(|r| r.value.as_deref())
+                .collect::<BTreeSet<_>>()
+                .len()
+                >= count
+        })
     }
 
     /// Reads until nothing has arrived for `idle` (or `timeout` in all).

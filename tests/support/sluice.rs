@@ -9,8 +9,8 @@
 //! let config = scene.write_config("sluice.toml", &format!(
 //!     "{}\n[[pipeline]]\nname = \"orders\"\n...", scene.kafka_toml()));
 //! let mut run = scene.start(&config, "run1");     // `sluice run`, logs in the tempdir
-//! run.wait_for_log("partition assigned", 3, Duration::from_secs(30));
-//! assert!(run.terminate().success());             // SIGTERM: drain, commit, exit 0
+//! run.wait_for_log("partition assigned", 3);      // at most `TIMEOUT`
+//! run.stop();                                     // SIGTERM: drain, commit, exit 0
 //! ```
 //!
 //! Every process is killed (SIGKILL) and reaped when its handle is dropped,
@@ -19,12 +19,19 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+
 use super::tansu::Tansu;
+
+/// How long a test waits for records to land or for a log line (a group join
+/// alone takes ~3 s on tansu; generous because tests share two cores).
+pub const TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The built binary under test.
 pub fn binary() -> &'static str {
@@ -41,28 +48,40 @@ pub fn repo_dir() -> PathBuf {
 
 /// `<repo>/plugins`, absolute; panics if the example plugins are not built.
 pub fn plugins_dir() -> PathBuf {
-    let dir = repo_dir().join("plugins");
-    for name in ["passthrough", "order-enrich", "router", "fixtures/hostile"] {
-        let wasm = dir.join(format!("{name}.wasm"));
-        assert!(
-            wasm.is_file(),
-            "{} is missing: run scripts/build-plugins first",
-            wasm.display()
-        );
+    for name in ["passthrough", "order-enrich", "router", "hostile"] {
+        plugin_path(name);
     }
-    dir
+    repo_dir().join("plugins")
 }
 
 /// The `.wasm` of a plugin by name: `plugins/<name>.wasm`, else
-/// `plugins/fixtures/<name>.wasm` (e.g. `order-enrich`, `hostile`).
+/// `plugins/fixtures/<name>.wasm` (e.g. `order-enrich`, `hostile`); panics
+/// if it is not built.
 pub fn plugin_path(name: &str) -> PathBuf {
-    let dir = plugins_dir();
+    let dir = repo_dir().join("plugins");
     let example = dir.join(format!("{name}.wasm"));
-    if example.is_file() {
+    let path = if example.is_file() {
         example
     } else {
         dir.join("fixtures").join(format!("{name}.wasm"))
-    }
+    };
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build-plugins first",
+        path.display()
+    );
+    path
+}
+
+/// `sha256:<hex>` of a file, as the `sluice.plugin.digest` header names a
+/// plugin (computed here, not by the library under test).
+pub fn digest_of_file(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let hex: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
 }
 
 /// `[kafka]` and `[plugins]` sections for a test pipeline file: the given
@@ -120,6 +139,13 @@ impl Scene {
             .unwrap_or_else(|e| panic!("create topic `{name}`: {e}"));
     }
 
+    /// Creates topics, as (name, partitions); panics on failure.
+    pub fn create_topics(&self, topics: &[(&str, u32)]) {
+        for &(name, partitions) in topics {
+            self.create_topic(name, partitions);
+        }
+    }
+
     /// The `[kafka]` and `[plugins]` sections for this broker and the
     /// repository's `plugins/`.
     pub fn kafka_toml(&self) -> String {
@@ -142,6 +168,12 @@ impl Scene {
     /// `sluice run CONFIG`, logging to `<dir>/<name>.stderr`.
     pub fn start(&self, config: &Path, name: &str) -> SluiceProcess {
         SluiceProcess::start(config, self.dir.path(), name)
+    }
+
+    /// `sluice run CONFIG ARGS...` (e.g. `--poll-interval-secs 1`), logging
+    /// to `<dir>/<name>.stderr`.
+    pub fn start_with_args(&self, config: &Path, name: &str, args: &[&str]) -> SluiceProcess {
+        SluiceProcess::start_with_args(config, args, self.dir.path(), name)
     }
 
     /// A one-shot `sluice ARGS...` (e.g. `check`), at most `timeout`.
@@ -167,6 +199,21 @@ impl Drop for Scene {
     }
 }
 
+/// Starts `sluice ARGS...` with info-level logs (plain text) and stdout and
+/// stderr going to the given files.
+fn spawn(args: impl IntoIterator<Item = impl AsRef<OsStr>>, stdout: &Path, stderr: &Path) -> Child {
+    Command::new(binary())
+        .args(args)
+        .env("SLUICE_LOG", "info")
+        .env_remove("RUST_LOG")
+        .env_remove("SLUICE_LOG_FORMAT")
+        .stdin(Stdio::null())
+        .stdout(File::create(stdout).expect("create the stdout file"))
+        .stderr(File::create(stderr).expect("create the stderr file"))
+        .spawn()
+        .expect("start sluice")
+}
+
 /// A running `sluice run`.
 pub struct SluiceProcess {
     name: String,
@@ -180,19 +227,22 @@ impl SluiceProcess {
     /// Starts `sluice run config` with info-level logs (plain text) going to
     /// `<log_dir>/<name>.stderr` and stdout to `<log_dir>/<name>.stdout`.
     pub fn start(config: &Path, log_dir: &Path, name: &str) -> SluiceProcess {
+        SluiceProcess::start_with_args(config, &[], log_dir, name)
+    }
+
+    /// Like [`SluiceProcess::start`], with more arguments after the config
+    /// (e.g. `--poll-interval-secs 1`).
+    pub fn start_with_args(
+        config: &Path,
+        args: &[&str],
+        log_dir: &Path,
+        name: &str,
+    ) -> SluiceProcess {
         let stdout = log_dir.join(format!("{name}.stdout"));
         let stderr = log_dir.join(format!("{name}.stderr"));
-        let child = Command::new(binary())
-            .arg("run")
-            .arg(config)
-            .env("SLUICE_LOG", "info")
-            .env_remove("RUST_LOG")
-            .env_remove("SLUICE_LOG_FORMAT")
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).expect("create the stdout file"))
-            .stderr(File::create(&stderr).expect("create the stderr file"))
-            .spawn()
-            .expect("start sluice run");
+        let run = [OsStr::new("run"), config.as_os_str()];
+        let args = run.into_iter().chain(args.iter().map(OsStr::new));
+        let child = spawn(args, &stdout, &stderr);
         SluiceProcess {
             name: name.to_owned(),
             child,
@@ -219,27 +269,55 @@ impl SluiceProcess {
 
     /// How many lines of its log contain `needle`.
     pub fn count_log(&self, needle: &str) -> usize {
-        self.stderr().lines().filter(|l| l.contains(needle)).count()
+        self.lines_with(0, &[needle]).len()
+    }
+
+    /// Where its log ends now; pass to [`SluiceProcess::log_since`] and the
+    /// other `mark` arguments to look only at what comes after.
+    pub fn log_mark(&self) -> usize {
+        self.stderr().len()
+    }
+
+    /// The log written after `mark`.
+    pub fn log_since(&self, mark: usize) -> String {
+        self.stderr().get(mark..).unwrap_or_default().to_owned()
+    }
+
+    /// Lines (after `mark`) that contain every one of `needles`.
+    pub fn lines_with(&self, mark: usize, needles: &[&str]) -> Vec<String> {
+        self.log_since(mark)
+            .lines()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Waits until at least `count` log lines contain `needle`; panics (with
-    /// the log) if the process exits first or `timeout` passes.
-    pub fn wait_for_log(&mut self, needle: &str, count: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
+    /// the log) if the process exits first or [`TIMEOUT`] passes.
+    pub fn wait_for_log(&mut self, needle: &str, count: usize) {
+        self.wait_for_lines(0, &[needle], count);
+    }
+
+    /// Waits until at least `count` lines after `mark` contain all of
+    /// `needles`; returns those lines. Panics (with the log) if the process
+    /// exits first or [`TIMEOUT`] passes.
+    pub fn wait_for_lines(&mut self, mark: usize, needles: &[&str], count: usize) -> Vec<String> {
+        let deadline = Instant::now() + TIMEOUT;
         loop {
-            if self.count_log(needle) >= count {
-                return;
+            let lines = self.lines_with(mark, needles);
+            if lines.len() >= count {
+                return lines;
             }
             if let Some(status) = self.try_wait() {
                 panic!(
-                    "{} exited ({status}) before logging {count}× `{needle}`\n{}",
+                    "{} exited ({status}) before logging {count}× {needles:?}\n{}",
                     self.name,
                     self.describe()
                 );
             }
             assert!(
                 Instant::now() < deadline,
-                "{} did not log {count}× `{needle}` within {timeout:?}\n{}",
+                "{} did not log {count}× {needles:?} within {TIMEOUT:?}\n{}",
                 self.name,
                 self.describe()
             );
@@ -293,6 +371,17 @@ impl SluiceProcess {
         }
     }
 
+    /// [`SluiceProcess::terminate`], and it must have exited successfully.
+    pub fn stop(&mut self) {
+        let status = self.terminate();
+        assert!(
+            status.success(),
+            "{} exited with {status}\n{}",
+            self.name,
+            self.describe()
+        );
+    }
+
     /// SIGKILL, then reap it.
     pub fn kill9(&mut self) {
         if self.try_wait().is_none() {
@@ -305,9 +394,9 @@ impl SluiceProcess {
     pub fn describe(&self) -> String {
         let log = self.stderr();
         let lines: Vec<&str> = log.lines().collect();
-        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        let tail = lines[lines.len().saturating_sub(60)..].join("\n");
         format!(
-            "--- sluice `{}` (pid {}, status {:?}), last 40 log lines ---\n{tail}\n--- stdout ---\n{}",
+            "--- sluice `{}` (pid {}, status {:?}), last 60 log lines ---\n{tail}\n--- stdout ---\n{}",
             self.name,
             self.child.id(),
             self.status,
@@ -350,16 +439,7 @@ pub fn run_cli(args: &[&str], dir: &Path, timeout: Duration) -> CliOutput {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let out_path = dir.join(format!("cli-{n}.stdout"));
     let err_path = dir.join(format!("cli-{n}.stderr"));
-    let mut child = Command::new(binary())
-        .args(args)
-        .env("SLUICE_LOG", "info")
-        .env_remove("RUST_LOG")
-        .env_remove("SLUICE_LOG_FORMAT")
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).expect("create the stdout file"))
-        .stderr(File::create(&err_path).expect("create the stderr file"))
-        .spawn()
-        .expect("start sluice");
+    let mut child = spawn(args, &out_path, &err_path);
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().expect("try_wait") {

@@ -51,7 +51,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use sluice_sdk::{Config, Event, Output, Plugin, ProcessError, export};
+use sluice_sdk::{Config, Event, Output, Plugin, ProcessError, export, json_type};
 
 /// Past 2^53 an `f64` no longer holds every integer, so cents would be
 /// silently wrong.
@@ -85,19 +85,19 @@ impl Plugin for OrderEnrich {
             other => {
                 return Err(ProcessError::invalid(format!(
                     "order is not a JSON object, got {}",
-                    kind(&other)
+                    json_type(&other)
                 )));
             }
         };
         match order.get("order_id") {
             Some(Value::String(_)) => {}
-            Some(other) => return Err(wrong_type("order_id", "a string", other)),
+            Some(other) => return Err(ProcessError::wrong_type("order_id", "a string", other)),
             None => return Err(ProcessError::invalid("missing field `order_id`")),
         }
         let amount = match order.get("amount") {
             Some(value) => value
                 .as_f64()
-                .ok_or_else(|| wrong_type("amount", "a number", value))?,
+                .ok_or_else(|| ProcessError::wrong_type("amount", "a number", value))?,
             None => return Err(ProcessError::invalid("missing field `amount`")),
         };
         if amount < 0.0 {
@@ -141,24 +141,6 @@ fn threshold(config: &Config, key: &str, default: f64) -> Result<f64, String> {
         Err(format!(
             "config key `{key}`: must be a finite, non-negative number, got {value}"
         ))
-    }
-}
-
-fn wrong_type(field: &str, expected: &str, got: &Value) -> ProcessError {
-    ProcessError::invalid(format!(
-        "field `{field}` must be {expected}, got {}",
-        kind(got)
-    ))
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 

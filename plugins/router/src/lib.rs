@@ -33,7 +33,7 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
-use sluice_sdk::{Config, Event, Output, Plugin, ProcessError, export};
+use sluice_sdk::{Config, Event, Output, Plugin, ProcessError, export, json_type};
 
 /// The router, with its parsed routing table.
 #[derive(Debug)]
@@ -61,7 +61,7 @@ impl Plugin for Router {
                 other => {
                     return Err(ProcessError::invalid(format!(
                         "event value is not a JSON object, got {}",
-                        kind(&other)
+                        json_type(&other)
                     )));
                 }
             };
@@ -70,11 +70,11 @@ impl Plugin for Router {
                 Some(Value::Number(number)) => self.routes.get(&number.to_string()),
                 Some(Value::Bool(flag)) => self.routes.get(&flag.to_string()),
                 Some(other) => {
-                    return Err(ProcessError::invalid(format!(
-                        "field `{}` must be a string, number or boolean, got {}",
-                        self.field,
-                        kind(other)
-                    )));
+                    return Err(ProcessError::wrong_type(
+                        &self.field,
+                        "a string, number or boolean",
+                        other,
+                    ));
                 }
                 None => {
                     return Err(ProcessError::invalid(format!(
@@ -136,17 +136,6 @@ fn parse_routes(spec: &str) -> Result<HashMap<String, String>, String> {
         }
     }
     Ok(routes)
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use serde_json::Value;
+
 /// Why a plugin could not process one event.
 ///
 /// The variant decides the event's fate in the host:
@@ -38,6 +40,22 @@ impl ProcessError {
         ProcessError::Retryable(message.into())
     }
 
+    /// A permanent failure for a JSON field of the wrong type:
+    /// ``field `FIELD` must be EXPECTED, got TYPE``, where TYPE is
+    /// [`json_type`] of what the field holds.
+    ///
+    /// ```
+    /// # use sluice_sdk::ProcessError;
+    /// let err = ProcessError::wrong_type("amount", "a number", &serde_json::json!("12"));
+    /// assert_eq!(err.message(), "field `amount` must be a number, got string");
+    /// ```
+    pub fn wrong_type(field: &str, expected: &str, got: &Value) -> Self {
+        ProcessError::invalid(format!(
+            "field `{field}` must be {expected}, got {}",
+            json_type(got)
+        ))
+    }
+
     /// The message, whatever the variant.
     pub fn message(&self) -> &str {
         match self {
@@ -62,6 +80,19 @@ impl fmt::Display for ProcessError {
 
 impl std::error::Error for ProcessError {}
 
+/// The JSON type of `value`, for messages: `null`, `boolean`, `number`,
+/// `string`, `array` or `object`.
+pub fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +110,30 @@ mod tests {
         assert_eq!(retry.message(), "later");
         assert!(retry.is_retryable());
         assert_eq!(retry.to_string(), "retryable failure: later");
+    }
+
+    #[test]
+    fn json_types_and_wrong_type() {
+        let types: Vec<&str> = [
+            serde_json::json!(null),
+            serde_json::json!(true),
+            serde_json::json!(1.5),
+            serde_json::json!("x"),
+            serde_json::json!([1]),
+            serde_json::json!({"a": 1}),
+        ]
+        .iter()
+        .map(json_type)
+        .collect();
+        assert_eq!(
+            types,
+            ["null", "boolean", "number", "string", "array", "object"]
+        );
+
+        let err = ProcessError::wrong_type("order_id", "a string", &serde_json::json!(7));
+        assert_eq!(
+            err,
+            ProcessError::Invalid("field `order_id` must be a string, got number".into())
+        );
     }
 }

@@ -95,7 +95,10 @@
 //! - `Ok(vec![])`: the event is filtered out. This is a deliberate outcome,
 //!   not a loss: its offset is committed like any other.
 //! - `Err(ProcessError::invalid(msg))`: the event can never succeed; it goes
-//!   to the dead-letter topic with `msg`.
+//!   to the dead-letter topic with `msg`. For a JSON field of the wrong
+//!   type, [`ProcessError::wrong_type`] words it the usual way
+//!   (``field `amount` must be a number, got string``; [`json_type`] names
+//!   the type).
 //! - `Err(ProcessError::retryable(msg))`: a transient failure; the host
 //!   retries the event with backoff, then dead-letters it.
 //!
@@ -157,7 +160,7 @@ pub mod log;
 mod output;
 
 pub use config::Config;
-pub use error::ProcessError;
+pub use error::{ProcessError, json_type};
 pub use event::{Event, Header};
 pub use output::Output;
 
