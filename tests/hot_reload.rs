@@ -986,3 +986,83 @@ fn plugin_deployed_with_a_config_edit_is_still_swapped_in() {
     }
     run.stop();
 }
+
+// ---------------------------------------------------------------------------
+// 7. A plugin copied slowly in place is loaded only once complete
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_plugin_written_slowly_in_place_is_loaded_once_complete() {
+    let hot = Hot::new(&[("in", 2), ("out", 2), ("slow-dlq", 1)]);
+    let mut run = hot.start(&format!(
+        "{}{}",
+        hot.kafka,
+        pipeline_toml("slow", "in", "out")
+    ));
+    run.wait_for_log("partition assigned", 2);
+    let mut feed = Feed::new(&hot.bootstrap, "in", 2);
+    let mut reader = Reader::new(&hot.bootstrap, &["out"]);
+
+    // Not the recommended deploy: v2 written over the running file in ten
+    // chunks, 100 ms apart, as a slow `cp` to a network volume would.
+    let mark = run.log_mark();
+    let bytes = std::fs::read(&hot.v2_file).unwrap();
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&hot.target).unwrap();
+        for chunk in bytes.chunks(bytes.len().div_ceil(10)) {
+            file.write_all(chunk).unwrap();
+            file.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let reloaded = run.wait_for_lines(mark, &[PLUGIN_RELOADED], 1);
+    assert!(reloaded[0].contains(&hot.v2), "{}", reloaded[0]);
+    let log = run.log_since(mark);
+    assert!(
+        !log.contains(PLUGIN_RELOAD_FAILED),
+        "a half-written file was loaded:\n{log}"
+    );
+    let got = pass(&mut feed, 20, &mut reader, "out", &run);
+    assert_written_by(&got, Version::V2, &hot.v2, "after the slow copy");
+    run.stop();
+}
+
+// ---------------------------------------------------------------------------
+// 8. SIGHUP reloads without waiting for file events or the periodic look
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sighup_reloads_the_plugins() {
+    let hot = Hot::new(&[("in", 2), ("out", 2), ("hup-dlq", 1)]);
+    std::fs::write(
+        &hot.config,
+        format!("{}{}", hot.kafka, pipeline_toml("hup", "in", "out")),
+    )
+    .unwrap();
+    // Neither file events nor the periodic look: only the signal can make
+    // Sluice look at the files.
+    let mut run = hot.scene.start_with_args(
+        &hot.config,
+        "sluice",
+        &["--no-watch", "--poll-interval-secs", "0"],
+    );
+    run.wait_for_log("partition assigned", 2);
+    let mark = run.log_mark();
+    deploy(&hot.v2_file, &hot.target);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !run.log_since(mark).contains(PLUGIN_RELOADED),
+        "reloaded without a trigger:\n{}",
+        run.log_since(mark)
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-HUP", &run.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let reloaded = run.wait_for_lines(mark, &[PLUGIN_RELOADED], 1);
+    assert!(reloaded[0].contains(&hot.v2), "{}", reloaded[0]);
+    assert!(run.try_wait().is_none(), "SIGHUP must not stop sluice");
+    run.stop();
+}

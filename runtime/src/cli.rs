@@ -43,6 +43,10 @@ enum Command {
         /// file-system events (0 turns them off).
         #[arg(long, default_value_t = 2.0)]
         poll_interval_secs: f64,
+        /// Do not subscribe to file-system events; look for edits only
+        /// periodically and on SIGHUP.
+        #[arg(long)]
+        no_watch: bool,
         /// Serve Prometheus metrics at `/metrics` and liveness at
         /// `/healthz` on this address (e.g. 127.0.0.1:9464).
         #[arg(long)]
@@ -203,11 +207,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run {
             config,
             poll_interval_secs,
+            no_watch,
             http,
         } => {
             let options = reload::WatchOptions {
                 poll_interval: (poll_interval_secs > 0.0)
                     .then(|| Duration::from_secs_f64(poll_interval_secs)),
+                events: !no_watch,
                 ..reload::WatchOptions::default()
             };
             run_command(&config, &options, http)

@@ -21,6 +21,9 @@ pub struct WatchOptions {
     pub poll_interval: Option<Duration>,
     /// Quiet time after the last file event before acting on it.
     pub debounce: Duration,
+    /// Whether to subscribe to file-system events at all (off where they
+    /// are unavailable, e.g. out of inotify watches).
+    pub events: bool,
 }
 
 impl Default for WatchOptions {
@@ -28,6 +31,7 @@ impl Default for WatchOptions {
         WatchOptions {
             poll_interval: Some(Duration::from_secs(2)),
             debounce: Duration::from_millis(300),
+            events: true,
         }
     }
 }
@@ -39,7 +43,10 @@ const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 /// name of the stop signal.
 pub async fn serve(supervisor: &mut Supervisor, options: &WatchOptions) -> &'static str {
     let (tx, mut events) = mpsc::channel::<()>(1);
-    let _watcher = watch(supervisor.watched_dirs(), tx);
+    let _watcher = options
+        .events
+        .then(|| watch(supervisor.watched_dirs(), tx))
+        .flatten();
     let mut hangup = hangup_signal();
     let mut poll = options.poll_interval.map(tokio::time::interval);
     let stop = shutdown::signal();
