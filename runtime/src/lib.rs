@@ -26,7 +26,10 @@
 //! - [`metrics`]: Prometheus counters; [`http`]: `/metrics` and `/healthz`.
 //! - [`demo`]: the tutorial scenario behind `sluice demo`.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
+//! - [`bench`]: `sluice-bench` (`scripts/bench`): throughput against raw
+//!   rdkafka and the Python tutorial loop, the cost of the Wasm boundary.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -31,12 +31,11 @@ pub enum Control {
         generation: u64,
         counts: Vec<(i64, u32)>,
     },
-    /// The broker acknowledged one record of `offset`.
-    Delivered {
-        tp: Tp,
-        generation: u64,
-        offset: i64,
-    },
+    /// The broker acknowledged one record of the delivery's offset. The
+    /// delivery itself travels back so that the poll thread, which
+    /// allocated the events, also frees them: freeing on the producer's
+    /// thread defeated the allocator's per-thread caches.
+    Delivered(Box<Delivery>),
     /// An output of `offset` could not be written; its event must be
     /// dead-lettered instead.
     OutputFailed {
@@ -71,10 +70,43 @@ pub struct Delivery {
     pub payload: Payload,
 }
 
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("tp", &self.tp)
+            .field("generation", &self.generation)
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An input event as the records it led to keep it: its batch, shared by
+/// all of the batch's records (one allocation per batch, not per record),
+/// and its place in it.
+pub struct BatchEvent {
+    events: Arc<Vec<Event>>,
+    index: usize,
+}
+
+impl BatchEvent {
+    /// Event `index` of `events`, or `None` if there is none.
+    pub fn new(events: &Arc<Vec<Event>>, index: usize) -> Option<Self> {
+        (index < events.len()).then(|| BatchEvent {
+            events: events.clone(),
+            index,
+        })
+    }
+
+    pub fn event(&self) -> &Event {
+        // In range: checked in `new`, and the batch never changes.
+        &self.events[self.index]
+    }
+}
+
 /// The record a delivery report is about, kept for what a failure needs.
 pub enum Payload {
     /// An output of `event`; on failure, `event` goes to the DLQ.
-    Output { event: Arc<Event>, by: Arc<Origin> },
+    Output { event: BatchEvent, by: Arc<Origin> },
     /// A dead letter; on failure it is written again.
     DeadLetter(Arc<DeadLetter>),
 }
@@ -91,11 +123,7 @@ impl ProducerContext for SinkContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, delivery: Box<Delivery>) {
         let control = match result {
-            Ok(_) => Control::Delivered {
-                tp: delivery.tp,
-                generation: delivery.generation,
-                offset: delivery.offset,
-            },
+            Ok(_) => Control::Delivered(delivery),
             Err((error, _)) => failure_control(*delivery, error),
         };
         // The receiver only goes away when the pipeline is gone, and then
@@ -121,7 +149,7 @@ fn failure_control(delivery: Delivery, error: &KafkaError) -> Control {
                 tp: delivery.tp,
                 generation: delivery.generation,
                 offset: delivery.offset,
-                dead_letter: Arc::new(DeadLetter::new(&event, &failure, &culprit, 1)),
+                dead_letter: Arc::new(DeadLetter::new(event.event(), &failure, &culprit, 1)),
             }
         }
         Payload::DeadLetter(dead_letter) => Control::DeadLetterFailed {
@@ -219,8 +247,18 @@ impl Sink {
     /// Waits up to `timeout` for queued records to be acknowledged; returns
     /// how many are still in flight.
     pub fn flush(&self, timeout: Duration) -> i32 {
-        let _ = self.producer.flush(timeout);
-        self.producer.in_flight_count()
+        // rdkafka's `flush` polls for delivery reports itself, in slices of
+        // up to 100 ms; the `ThreadedProducer`'s own thread usually takes
+        // them first, so every call slept out its whole slice. That thread
+        // serves the reports anyway: watch the count instead.
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let in_flight = self.producer.in_flight_count();
+            if in_flight == 0 || std::time::Instant::now() >= deadline {
+                return in_flight;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 

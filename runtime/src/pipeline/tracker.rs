@@ -7,8 +7,10 @@
 //! dispatched offset of its partition are done, so a crash repeats events
 //! but never skips one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 /// A topic-partition, cheap to clone and hash.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,7 +32,10 @@ struct PartitionState {
 /// The bookkeeping of all partitions a pipeline owns.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    partitions: HashMap<Tp, PartitionState>,
+    /// FxHash: looked up for every event and every record acknowledged,
+    /// where SipHash of the topic name was a visible share of the poll
+    /// thread's time; the keys are our own partitions, not attacker input.
+    partitions: FxHashMap<Tp, PartitionState>,
     next_generation: u64,
 }
 
@@ -61,8 +66,15 @@ impl Tracker {
 
     /// Marks `offset` as dispatched to a worker.
     pub fn dispatched(&mut self, tp: &Tp, offset: i64) {
+        self.dispatched_all(tp, [offset]);
+    }
+
+    /// Marks every offset of a batch as dispatched (one lookup per batch).
+    pub fn dispatched_all(&mut self, tp: &Tp, offsets: impl IntoIterator<Item = i64>) {
         if let Some(p) = self.partitions.get_mut(tp) {
-            p.pending.insert(offset, 1);
+            for offset in offsets {
+                p.pending.insert(offset, 1);
+            }
         }
     }
 
@@ -78,6 +90,26 @@ impl Tracker {
         self.adjust(tp, generation, offset, |count| {
             *count = (*count + records).saturating_sub(1)
         })
+    }
+
+    /// [`Tracker::processed`] for every `(offset, records)` of a batch, with
+    /// one lookup; returns the offset to store, if the frontier advanced.
+    pub fn processed_all(
+        &mut self,
+        tp: &Tp,
+        generation: u64,
+        counts: &[(i64, u32)],
+    ) -> Option<i64> {
+        let p = self.partitions.get_mut(tp)?;
+        if p.generation != generation {
+            return None;
+        }
+        for (offset, records) in counts {
+            if let Some(count) = p.pending.get_mut(offset) {
+                *count = (*count + records).saturating_sub(1);
+            }
+        }
+        advance(p)
     }
 
     /// One more record of `offset` is to be written (a dead letter for an
@@ -115,17 +147,22 @@ impl Tracker {
             return None;
         }
         f(p.pending.get_mut(&offset)?);
-        // Advance the frontier over every finished offset at its front.
-        let mut stored = None;
-        while let Some(entry) = p.pending.first_entry() {
-            if *entry.get() != 0 {
-                break;
-            }
-            stored = Some(*entry.key() + 1);
-            entry.remove();
-        }
-        stored
+        advance(p)
     }
+}
+
+/// Advances a partition's frontier over every finished offset at its
+/// front; returns the new frontier (the next offset to read) if it moved.
+fn advance(p: &mut PartitionState) -> Option<i64> {
+    let mut stored = None;
+    while let Some(entry) = p.pending.first_entry() {
+        if *entry.get() != 0 {
+            break;
+        }
+        stored = Some(*entry.key() + 1);
+        entry.remove();
+    }
+    stored
 }
 
 #[cfg(test)]
@@ -158,6 +195,30 @@ mod tests {
         assert_eq!(t.acknowledged(&tp(), g, 12), None);
         assert_eq!(t.acknowledged(&tp(), g, 12), Some(13));
         assert!(t.is_idle());
+    }
+
+    #[test]
+    fn batch_calls_match_single_ones() {
+        let mut one = Tracker::default();
+        let mut all = Tracker::default();
+        let (g1, g2) = (one.assign(tp()), all.assign(tp()));
+        for o in 0..4 {
+            one.dispatched(&tp(), o);
+        }
+        all.dispatched_all(&tp(), 0..4);
+        let counts = [(0, 1), (1, 0), (2, 2), (3, 0)];
+        let mut stored = None;
+        for &(o, r) in &counts {
+            stored = one.processed(&tp(), g1, o, r).or(stored);
+        }
+        assert_eq!(all.processed_all(&tp(), g2, &counts), stored);
+        assert_eq!(all.in_flight(&tp()), one.in_flight(&tp()));
+        assert_eq!(
+            all.processed_all(&tp(), g2 + 1, &counts),
+            None,
+            "stale generation"
+        );
+        assert_eq!(all.acknowledged(&tp(), g2, 0), Some(2));
     }
 
     #[test]

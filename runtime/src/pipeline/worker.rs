@@ -12,7 +12,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 
 use super::chain::{Chain, ChainOutcome, StepFailure};
 use super::sink::{
-    Control, DIGEST_HEADER, Delivery, Origin, PLUGIN_HEADER, Payload, RecordRef, Sink,
+    BatchEvent, Control, DIGEST_HEADER, Delivery, Origin, PLUGIN_HEADER, Payload, RecordRef, Sink,
 };
 use super::tracker::Tp;
 use crate::config::RetryPolicy;
@@ -32,6 +32,8 @@ pub enum WorkerMsg {
     Batch(Batch),
     /// Use these plugin instances from the next batch on (hot reload).
     Swap(Chain),
+    /// Finish: everything before this in the inbox has been handled.
+    Stop,
 }
 
 /// What every worker of a pipeline shares.
@@ -51,13 +53,14 @@ impl WorkerShared {
     }
 }
 
-/// The worker thread's body: runs until its channel closes (shutdown drains
-/// whatever was queued first).
+/// The worker thread's body: runs until told to stop or its channel
+/// closes (shutdown drains whatever was queued first).
 pub fn run(mut chain: Chain, inbox: Receiver<WorkerMsg>, shared: Arc<WorkerShared>) {
     while let Ok(msg) = inbox.recv() {
         match msg {
             WorkerMsg::Batch(batch) => handle(&mut chain, batch, &shared),
             WorkerMsg::Swap(next) => chain = next,
+            WorkerMsg::Stop => return,
         }
     }
 }
@@ -119,13 +122,21 @@ fn handle(chain: &mut Chain, batch: Batch, shared: &WorkerShared) {
         plugin: last.name().clone(),
         digest: last.digest().clone(),
     });
-    for ((event, outcome), attempts) in events.into_iter().zip(outcomes).zip(attempts) {
+    // The records keep their input events for the DLQ: all of them share
+    // this batch rather than each wrapping its event in an `Arc`.
+    let events = Arc::new(events);
+    for (index, (outcome, attempts)) in outcomes.into_iter().zip(attempts).enumerate() {
+        let Some(event) = events.get(index) else {
+            break;
+        };
         match outcome {
             Ok(outputs) if outputs.is_empty() => {}
             Ok(outputs) => {
                 shared.metrics.outputs.inc_by(outputs.len() as u64);
-                let event = Arc::new(event);
                 for output in &outputs {
+                    let Some(batch_event) = BatchEvent::new(&events, index) else {
+                        break;
+                    };
                     let topic = output.topic.as_deref().unwrap_or(&shared.output_topic);
                     let key = output.key.as_deref().or(event.key.as_deref());
                     let headers = output.headers.as_ref().unwrap_or(&event.headers);
@@ -141,7 +152,7 @@ fn handle(chain: &mut Chain, batch: Batch, shared: &WorkerShared) {
                         generation,
                         offset: event.offset,
                         payload: Payload::Output {
-                            event: event.clone(),
+                            event: batch_event,
                             by: origin.clone(),
                         },
                     });
@@ -158,7 +169,7 @@ fn handle(chain: &mut Chain, batch: Batch, shared: &WorkerShared) {
                 };
                 tracing::debug!(offset = event.offset, plugin = name, %failure, "dead-lettering event");
                 shared.metrics.dead_letter(failure.kind.as_str());
-                let dl = DeadLetter::new(&event, &failure, &culprit, attempts);
+                let dl = DeadLetter::new(event, &failure, &culprit, attempts);
                 shared
                     .sink
                     .send_dead_letter(tp.clone(), generation, event.offset, Arc::new(dl));

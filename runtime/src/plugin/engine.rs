@@ -43,6 +43,12 @@ impl PluginEngine {
         // We call plugins synchronously, one call per batch; the async
         // machinery would only add to the cost of every call.
         config.concurrency_support(false);
+        // `SLUICE_PERFMAP=1` writes /tmp/perf-<pid>.map so `perf report`
+        // names the plugins' functions instead of showing bare JIT
+        // addresses. Costs nothing when unset.
+        if std::env::var_os("SLUICE_PERFMAP").is_some_and(|v| !v.is_empty()) {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = wasmtime::Engine::new(&config).map_err(engine_error)?;
 
         let mut linker = Linker::new(&engine);

@@ -1,0 +1,920 @@
+//! `sluice-bench throughput`: events/s and CPU per event of four
+//! processors doing the same job (read every event of a topic, write one
+//! record per event to another) on the same broker:
+//!
+//! - (a) `raw`: a `BaseConsumer` → `ThreadedProducer` loop with exactly the
+//!   client settings Sluice uses ([`crate::kafka::consumer_config`],
+//!   [`crate::kafka::producer_config`]), no Wasm, no per-event bookkeeping:
+//!   the limit of the client library on this machine;
+//! - (b) Sluice ([`Pipeline::start`]) with `plugins/passthrough.wasm`;
+//! - (c) Sluice with `plugins/order-enrich.wasm` (JSON parse + serialise);
+//! - (d) the tutorial's loop, `examples/python/tutorial_processor.py`
+//!   (`confluent-kafka`, `json.loads`, produce, synchronous commit per
+//!   message), as a child process reporting its own window (`--stats-json`).
+//!
+//! Every run gets fresh topics and a fresh group. The input is produced
+//! before the run (not timed): orders as JSON, padded to the event size,
+//! spread evenly over the partitions. The window runs from the first event
+//! the processor consumes until its work is done, drain included: every
+//! output acknowledged and the input's offsets committed. (a) ends when its
+//! synchronous commit returns; (b)/(c) call [`Pipeline::begin_stop`] once
+//! the worker has taken the last event (the pipeline then drains, waits for
+//! acknowledgements and commits) and end when the bench sees the group's
+//! committed offsets reach the end of the input; (d) ends after the
+//! script's final flush (it commits every message synchronously). Closing
+//! the clients is left out of every window: rdkafka spends ~100 ms on each
+//! whatever was processed, which would swamp the short runs the mock broker
+//! allows. CPU is the processor process's user + system time over the
+//! window. Each cell is the median of `--repeat` runs; at the end every
+//! run's group is checked to have committed exactly the end of its input.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+use super::broker::{Broker, BrokerKind};
+use super::{load_average, machine, process_cpu, repo_root};
+use crate::config::{
+    Brokers, DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, KafkaConfig, PipelineConfig, RetryPolicy,
+    StepConfig,
+};
+use crate::kafka;
+use crate::pipeline::Pipeline;
+use crate::plugin::{CompiledPlugin, Limits, PluginEngine, Sandbox};
+
+/// How long a run may wait for its consumer to join the group and see the
+/// first event (tansu holds a join for about half the session timeout).
+const FIRST_EVENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The session timeout every processor uses: tansu makes a join wait about
+/// half of it, and librdkafka's default (45 s) would make every run crawl.
+const SESSION_TIMEOUT_MS: &str = "6000";
+
+/// Which brokers to run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BrokerChoice {
+    Mock,
+    Tansu,
+    Both,
+}
+
+/// The four processors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub enum Processor {
+    /// (a) raw rdkafka consume → produce.
+    A,
+    /// (b) Sluice + passthrough.
+    B,
+    /// (c) Sluice + order-enrich.
+    C,
+    /// (d) the Python tutorial loop.
+    D,
+}
+
+impl Processor {
+    const ALL: [Processor; 4] = [Processor::A, Processor::B, Processor::C, Processor::D];
+
+    fn label(self) -> &'static str {
+        match self {
+            Processor::A => "a: raw rdkafka",
+            Processor::B => "b: sluice passthrough",
+            Processor::C => "c: sluice order-enrich",
+            Processor::D => "d: python tutorial",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Processor::A => "a",
+            Processor::B => "b",
+            Processor::C => "c",
+            Processor::D => "d",
+        }
+    }
+}
+
+/// `sluice-bench throughput` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Which broker(s).
+    #[arg(long, value_enum, default_value = "both")]
+    pub broker: BrokerChoice,
+    /// Events per run; capped on the mock broker so that no partition
+    /// holds more than ~4 MiB (it drops older records beyond ~5 MiB).
+    #[arg(long, default_value_t = 100_000)]
+    pub events: usize,
+    /// Events per run of (d), the Python loop (its rate does not depend on
+    /// the run's length, and it is slow).
+    #[arg(long, default_value_t = 5_000)]
+    pub python_events: usize,
+    /// Event sizes in bytes (the value; the key is 8 bytes).
+    #[arg(long, value_delimiter = ',', default_value = "100,1024")]
+    pub sizes: Vec<usize>,
+    /// Partition counts of the input (and output) topic.
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    pub partitions: Vec<usize>,
+    /// Runs per cell; the table shows the median.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Which processors to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "a,b,c,d")]
+    pub only: Vec<Processor>,
+    /// Sluice `workers` (threads running plugin instances).
+    #[arg(long, default_value_t = DEFAULT_WORKERS)]
+    pub workers: usize,
+    /// Sluice `batch_size` (most events per plugin call).
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
+    /// Extra librdkafka property for the consumers of (a), (b) and (c),
+    /// `key=value`; repeatable.
+    #[arg(long = "consumer", value_name = "KEY=VALUE")]
+    pub consumer: Vec<String>,
+    /// Extra librdkafka property for the producers of (a), (b) and (c),
+    /// `key=value`; repeatable.
+    #[arg(long = "producer", value_name = "KEY=VALUE")]
+    pub producer: Vec<String>,
+    /// Where `passthrough.wasm` and `order-enrich.wasm` are.
+    #[arg(long)]
+    pub plugins_dir: Option<PathBuf>,
+    /// The Python interpreter for (d).
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    events: usize,
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    fn cpu_us_per_event(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.events.max(1) as f64
+    }
+}
+
+/// The median of a cell's runs: events/s and CPU µs/event, each the
+/// median of its own.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    events: usize,
+    rate: f64,
+    cpu_us: f64,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+impl Cell {
+    fn of(runs: &[Run]) -> Option<Cell> {
+        let first = runs.first()?;
+        Some(Cell {
+            events: first.events,
+            rate: median(runs.iter().map(Run::rate).collect()),
+            cpu_us: median(runs.iter().map(Run::cpu_us_per_event).collect()),
+        })
+    }
+}
+
+/// One row of the table: a size and partition count.
+struct Row {
+    size: usize,
+    partitions: usize,
+    load: String,
+    cells: HashMap<Processor, Cell>,
+}
+
+/// What every run of one broker shares.
+struct Bench<'a> {
+    options: &'a Options,
+    broker: Broker,
+    plugins_dir: PathBuf,
+    run_seq: usize,
+    /// Groups whose commits to check at the end: (group, topic, expected
+    /// committed offset per partition).
+    checks: Vec<(String, String, Vec<i64>)>,
+}
+
+/// Runs the benchmark and prints one table per broker.
+pub fn run(options: &Options) -> anyhow::Result<()> {
+    let plugins_dir = options
+        .plugins_dir
+        .clone()
+        .unwrap_or_else(|| repo_root().join("plugins"));
+    for plugin in ["passthrough", "order-enrich"] {
+        let path = plugins_dir.join(format!("{plugin}.wasm"));
+        if !path.is_file() {
+            bail!("{} not found: run scripts/build-plugins", path.display());
+        }
+    }
+    if options.only.contains(&Processor::D) {
+        check_python(&options.python)?;
+    }
+    let kinds = match options.broker {
+        BrokerChoice::Mock => vec![BrokerKind::Mock],
+        BrokerChoice::Tansu => vec![BrokerKind::Tansu],
+        BrokerChoice::Both => vec![BrokerKind::Mock, BrokerKind::Tansu],
+    };
+    for kind in kinds {
+        let broker = Broker::start(kind)?;
+        let mut bench = Bench {
+            options,
+            broker,
+            plugins_dir: plugins_dir.clone(),
+            run_seq: 0,
+            checks: Vec::new(),
+        };
+        let rows = bench.rows()?;
+        print_table(kind, options, &rows);
+        bench.check_commits();
+    }
+    Ok(())
+}
+
+impl Bench<'_> {
+    fn rows(&mut self) -> anyhow::Result<Vec<Row>> {
+        let options = self.options;
+        let mut rows = Vec::new();
+        for &size in &options.sizes {
+            for &partitions in &options.partitions {
+                let mut row = Row {
+                    size,
+                    partitions,
+                    load: load_average(),
+                    cells: HashMap::new(),
+                };
+                for processor in Processor::ALL {
+                    if !options.only.contains(&processor) {
+                        continue;
+                    }
+                    let mut events = options.events;
+                    if processor == Processor::D {
+                        events = events.min(options.python_events);
+                    }
+                    if let Some(max) = self.broker.kind().max_events(size, partitions) {
+                        events = events.min(max);
+                    }
+                    let mut runs = Vec::new();
+                    for _ in 0..options.repeat.max(1) {
+                        match self.run_once(processor, size, partitions, events) {
+                            Ok(run) => {
+                                eprintln!(
+                                    "  {} {size} B x{partitions}p {}: {} events in {:.3} s, {:.0} ev/s, {:.2} µs CPU/ev (load {})",
+                                    self.broker.kind().name(),
+                                    processor.label(),
+                                    run.events,
+                                    run.wall.as_secs_f64(),
+                                    run.rate(),
+                                    run.cpu_us_per_event(),
+                                    load_average(),
+                                );
+                                runs.push(run);
+                            }
+                            Err(e) => eprintln!(
+                                "  {} {size} B x{partitions}p {}: failed: {e:#}",
+                                self.broker.kind().name(),
+                                processor.label()
+                            ),
+                        }
+                    }
+                    if let Some(cell) = Cell::of(&runs) {
+                        row.cells.insert(processor, cell);
+                    }
+                }
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// One run: fresh topics and group, pre-produced input, the processor.
+    fn run_once(
+        &mut self,
+        processor: Processor,
+        size: usize,
+        partitions: usize,
+        events: usize,
+    ) -> anyhow::Result<Run> {
+        self.run_seq += 1;
+        let id = format!(
+            "bench-{}-{}-{}-{size}-{partitions}-{}",
+            std::process::id(),
+            self.broker.kind().name(),
+            processor.short(),
+            self.run_seq
+        );
+        let (input, output, dlq) = (format!("{id}-in"), format!("{id}-out"), format!("{id}-dlq"));
+        for topic in [&input, &output, &dlq] {
+            self.broker.create_topic(topic, partitions)?;
+        }
+        let bootstrap = self.broker.bootstrap().to_owned();
+        let ends = produce_input(&bootstrap, &input, events, size, partitions)
+            .context("pre-producing the input")?;
+        let group = format!("{id}-group");
+        let run = match processor {
+            Processor::A => self.run_raw(&bootstrap, &input, &output, &group, events),
+            Processor::B => self.run_sluice("passthrough", &input, &output, &dlq, &group, &ends),
+            Processor::C => self.run_sluice("order-enrich", &input, &output, &dlq, &group, &ends),
+            Processor::D => self.run_python(&bootstrap, &input, &output, &group, events),
+        }?;
+        self.checks.push((group, input, ends));
+        Ok(run)
+    }
+
+    /// The Kafka section every processor of (a)-(c) shares.
+    fn kafka_config(&self) -> anyhow::Result<KafkaConfig> {
+        let pairs = |list: &[String]| -> anyhow::Result<Vec<(String, String)>> {
+            list.iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .with_context(|| format!("`{kv}` is not KEY=VALUE"))
+                })
+                .collect()
+        };
+        let mut consumer: std::collections::BTreeMap<String, String> = [(
+            "session.timeout.ms".to_owned(),
+            SESSION_TIMEOUT_MS.to_owned(),
+        )]
+        .into();
+        consumer.extend(pairs(&self.options.consumer)?);
+        Ok(KafkaConfig {
+            brokers: Brokers::List(self.broker.bootstrap().to_owned()),
+            client_id: "sluice-bench".into(),
+            consumer,
+            producer: pairs(&self.options.producer)?.into_iter().collect(),
+        })
+    }
+
+    /// (a): consume → produce, with Sluice's client settings.
+    fn run_raw(
+        &self,
+        bootstrap: &str,
+        input: &str,
+        output: &str,
+        group: &str,
+        events: usize,
+    ) -> anyhow::Result<Run> {
+        let kafka = self.kafka_config()?;
+        let acks = Arc::new(Acks::default());
+        let producer: ThreadedProducer<CountingContext> = kafka::producer_config(&kafka, bootstrap)
+            .create_with_context(CountingContext(acks.clone()))
+            .context("creating the producer")?;
+        let consumer: BaseConsumer = kafka::consumer_config(&kafka, bootstrap, group)
+            .create()
+            .context("creating the consumer")?;
+        consumer.subscribe(&[input])?;
+
+        let joined_by = Instant::now() + FIRST_EVENT_TIMEOUT;
+        let mut start = None;
+        let mut consumed = 0;
+        let mut next_offsets: HashMap<i32, i64> = HashMap::new();
+        while consumed < events {
+            let message = match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "raw loop: consumer error");
+                    continue;
+                }
+                None => {
+                    if start.is_none() && Instant::now() > joined_by {
+                        bail!("no event within {FIRST_EVENT_TIMEOUT:?}");
+                    }
+                    continue;
+                }
+            };
+            if start.is_none() {
+                start = Some((Instant::now(), process_cpu()));
+            }
+            let mut record = BaseRecord::to(output);
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            if let Some(value) = message.payload() {
+                record = record.payload(value);
+            }
+            if let Some(headers) = message.headers() {
+                record = record.headers(headers.detach());
+            }
+            if let Some(ts) = message.timestamp().to_millis() {
+                record = record.timestamp(ts);
+            }
+            // The same back-off on a full queue as Sluice's sink.
+            while let Err((e, back)) = producer.send(record) {
+                if !matches!(
+                    e,
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+                ) {
+                    bail!("produce failed: {e}");
+                }
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            next_offsets.insert(message.partition(), message.offset() + 1);
+            consumed += 1;
+        }
+        // The producer's own thread serves the delivery reports; `flush`
+        // would compete with it and sleep out 100 ms slices (see
+        // `Sink::flush`), so wait the way Sluice does.
+        let drain_by = Instant::now() + Duration::from_secs(60);
+        while acks.done() < events as u64 {
+            if Instant::now() > drain_by {
+                bail!("only {} of {events} outputs acknowledged", acks.done());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (&partition, &offset) in &next_offsets {
+            tpl.add_partition_offset(input, partition, Offset::Offset(offset))?;
+        }
+        consumer.store_offsets(&tpl)?;
+        // librdkafka pins the partitions it stored into the list; a list
+        // that outlives the consumer makes closing it wait forever.
+        drop(tpl);
+        consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)?;
+        let (t0, cpu0) = start.context("no event consumed")?;
+        let run = Run {
+            events,
+            wall: t0.elapsed(),
+            cpu: process_cpu().saturating_sub(cpu0),
+        };
+        // Closing the clients is not part of the work (see the module
+        // docs): it costs rdkafka ~100 ms each, whatever was processed.
+        consumer.unsubscribe();
+        drop(consumer);
+        drop(producer);
+        if acks.failed.load(Ordering::Relaxed) > 0 {
+            bail!("{} outputs failed", acks.failed.load(Ordering::Relaxed));
+        }
+        Ok(run)
+    }
+
+    /// (b)/(c): a Sluice pipeline with `plugin`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_sluice(
+        &self,
+        plugin: &str,
+        input: &str,
+        output: &str,
+        dlq: &str,
+        group: &str,
+        ends: &[i64],
+    ) -> anyhow::Result<Run> {
+        let events = ends.iter().sum::<i64>() as usize;
+        let partitions = ends.len();
+        let kafka = self.kafka_config()?;
+        let path = self.plugins_dir.join(format!("{plugin}.wasm"));
+        // A fresh engine per run, so no epoch ticker outlives its run and
+        // charges another run's CPU.
+        let engine = PluginEngine::new()?;
+        let compiled = Arc::new(CompiledPlugin::load(&engine, plugin, &path)?);
+        // A short name: it names the threads (`sluice-b3-poll`,
+        // `sluice-b3-w0`), which the kernel cuts at 15 bytes, for perf.
+        let name = format!(
+            "{}{}",
+            if plugin == "passthrough" { "b" } else { "c" },
+            self.run_seq
+        );
+        let config = PipelineConfig {
+            name: name.clone(),
+            inputs: vec![input.to_owned()],
+            steps: vec![StepConfig {
+                plugin: plugin.to_owned(),
+                path,
+                config: Vec::new(),
+            }],
+            output: output.to_owned(),
+            dlq: dlq.to_owned(),
+            allowed_outputs: Default::default(),
+            group_id: group.to_owned(),
+            batch_size: self.options.batch_size,
+            workers: self.options.workers,
+            partitions: partitions as i32,
+            limits: Limits::default(),
+            retry: RetryPolicy::default(),
+            sandbox: Sandbox::default(),
+        };
+        let metrics = crate::metrics::global().pipeline(&name);
+        // Watches the group's commits; created now so that its start-up is
+        // not in the window.
+        let watcher = CommitWatcher::new(self.broker.bootstrap(), group, input, ends)?;
+        let pipeline = Pipeline::start(&config, &kafka, self.broker.bootstrap(), &[compiled])?;
+
+        // The workers count an event when its batch reaches them; watch
+        // that counter. Tightly until the first event (outside the window),
+        // then every millisecond (inside it, so it costs almost nothing).
+        let joined_by = Instant::now() + FIRST_EVENT_TIMEOUT;
+        while metrics.events.get() == 0 {
+            if pipeline.is_finished() {
+                return pipeline
+                    .stop()
+                    .and_then(|()| bail!("the pipeline stopped by itself"));
+            }
+            if Instant::now() > joined_by {
+                bail!("no event within {FIRST_EVENT_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let (t0, cpu0) = (Instant::now(), process_cpu());
+        let done_by = t0 + Duration::from_secs(120);
+        while (metrics.events.get() as usize) < events {
+            if pipeline.is_finished() || Instant::now() > done_by {
+                let seen = metrics.events.get();
+                let _ = pipeline.stop();
+                bail!("the pipeline processed only {seen} of {events} events");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Every event has reached the worker: stop, which drains, waits for
+        // the acknowledgements and commits. The window ends when the commit
+        // is visible at the broker; closing the clients (inside `stop`)
+        // is not part of it.
+        pipeline.begin_stop();
+        let committed = watcher.wait(Duration::from_secs(60));
+        let run = Run {
+            events,
+            wall: t0.elapsed(),
+            cpu: process_cpu().saturating_sub(cpu0),
+        };
+        pipeline.stop()?;
+        committed?;
+        let outputs = metrics.outputs.get() as usize;
+        if outputs != events {
+            bail!("{outputs} outputs for {events} events");
+        }
+        Ok(run)
+    }
+
+    /// (d): the Python tutorial loop as a child process.
+    fn run_python(
+        &self,
+        bootstrap: &str,
+        input: &str,
+        output: &str,
+        group: &str,
+        events: usize,
+    ) -> anyhow::Result<Run> {
+        let script = repo_root().join("examples/python/tutorial_processor.py");
+        let out = Command::new(&self.options.python)
+            .arg(&script)
+            .args([
+                "--bootstrap",
+                bootstrap,
+                "--input",
+                input,
+                "--output",
+                output,
+            ])
+            .args(["--group", group, "--max", &events.to_string()])
+            .args(["--idle-secs", "10", "--stats-json"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("running {}", script.display()))?;
+        if !out.status.success() {
+            bail!("{} exited with {}", script.display(), out.status);
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .with_context(|| format!("no stats line in its output: {stdout}"))?;
+        let stats: serde_json::Value = serde_json::from_str(line)?;
+        let number = |key: &str| {
+            stats[key]
+                .as_f64()
+                .with_context(|| format!("no `{key}` in {line}"))
+        };
+        let processed = number("events")? as usize;
+        if processed != events {
+            bail!("the script processed {processed} of {events} events");
+        }
+        Ok(Run {
+            events,
+            wall: Duration::from_secs_f64(number("seconds")?),
+            cpu: Duration::from_secs_f64(number("cpu_seconds")?),
+        })
+    }
+
+    /// Checks that every run's group committed exactly the end of the
+    /// input on every partition: the processors did all the work, and
+    /// the offsets they stored are right.
+    fn check_commits(&self) {
+        let bootstrap = self.broker.bootstrap();
+        let mut wrong = 0;
+        for (group, topic, ends) in &self.checks {
+            let got = CommitWatcher::new(bootstrap, group, topic, ends).and_then(|w| w.committed());
+            match got {
+                Ok(got) if got == *ends => {}
+                Ok(got) => {
+                    wrong += 1;
+                    eprintln!(
+                        "  commit check: group {group} committed {got:?} on {topic}, expected {ends:?}"
+                    );
+                }
+                Err(e) => {
+                    wrong += 1;
+                    eprintln!("  commit check: group {group}: {e:#}");
+                }
+            }
+        }
+        eprintln!(
+            "commit check: {} of {} runs committed exactly the end of their input",
+            self.checks.len() - wrong,
+            self.checks.len()
+        );
+    }
+}
+
+/// Delivery counts of a producer.
+#[derive(Default)]
+struct Acks {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Acks {
+    fn done(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+}
+
+struct CountingContext(Arc<Acks>);
+
+impl ClientContext for CountingContext {}
+
+impl ProducerContext for CountingContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let counter = if result.is_ok() {
+            &self.0.ok
+        } else {
+            &self.0.failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The value of event `i`: a tutorial order, padded with a `note` field to
+/// exactly `size` bytes (or as short as an order gets).
+pub fn order_value(i: usize, size: usize) -> String {
+    let amount = (i % 200) as f64 * 0.75 + 0.5;
+    let base = format!(
+        r#"{{"order_id":"ORD-{i:07}","customer_id":"CUST-{:03}","amount":{amount:.2},"timestamp":1732400000"#,
+        i % 100
+    );
+    let pad = size.saturating_sub(base.len() + r#","note":""}"#.len());
+    format!(r#"{base},"note":"{}"}}"#, "x".repeat(pad))
+}
+
+/// The key of event `i`.
+pub fn order_key(i: usize) -> String {
+    format!("CUST-{:03}", i % 100)
+}
+
+/// Produces `events` orders to `topic`, round-robin over its partitions so
+/// each holds the same share; returns each partition's end offset.
+fn produce_input(
+    bootstrap: &str,
+    topic: &str,
+    events: usize,
+    size: usize,
+    partitions: usize,
+) -> anyhow::Result<Vec<i64>> {
+    let acks = Arc::new(Acks::default());
+    let producer: ThreadedProducer<CountingContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .create_with_context(CountingContext(acks.clone()))?;
+    let mut ends = vec![0i64; partitions];
+    for i in 0..events {
+        let partition = i % partitions;
+        let (key, value) = (order_key(i), order_value(i, size));
+        let mut record = BaseRecord::to(topic)
+            .partition(partition as i32)
+            .key(&key)
+            .payload(&value);
+        while let Err((e, back)) = producer.send(record) {
+            if !matches!(
+                e,
+                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+            ) {
+                bail!("produce failed: {e}");
+            }
+            record = back;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        ends[partition] += 1;
+    }
+    let by = Instant::now() + Duration::from_secs(120);
+    while acks.done() < events as u64 {
+        if Instant::now() > by {
+            bail!("only {} of {events} input events acknowledged", acks.done());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if acks.failed.load(Ordering::Relaxed) > 0 {
+        bail!(
+            "{} input events failed",
+            acks.failed.load(Ordering::Relaxed)
+        );
+    }
+    Ok(ends)
+}
+
+/// Reads a group's committed offsets on one topic (without joining it).
+struct CommitWatcher {
+    consumer: BaseConsumer,
+    topic: String,
+    ends: Vec<i64>,
+}
+
+impl CommitWatcher {
+    fn new(bootstrap: &str, group: &str, topic: &str, ends: &[i64]) -> anyhow::Result<Self> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let watcher = CommitWatcher {
+            consumer,
+            topic: topic.to_owned(),
+            ends: ends.to_vec(),
+        };
+        // Connect and find the coordinator now, not inside a window.
+        watcher.committed()?;
+        Ok(watcher)
+    }
+
+    /// The committed offset of every partition (-1: none).
+    fn committed(&self) -> anyhow::Result<Vec<i64>> {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..self.ends.len() {
+            tpl.add_partition(&self.topic, p as i32);
+        }
+        let got = self
+            .consumer
+            .committed_offsets(tpl, Duration::from_secs(10))?;
+        Ok((0..self.ends.len())
+            .map(|p| {
+                match got
+                    .find_partition(&self.topic, p as i32)
+                    .map(|e| e.offset())
+                {
+                    Some(Offset::Offset(o)) => o,
+                    _ => -1,
+                }
+            })
+            .collect())
+    }
+
+    /// Waits until the group has committed the end of every partition.
+    fn wait(&self, timeout: Duration) -> anyhow::Result<()> {
+        let by = Instant::now() + timeout;
+        loop {
+            let got = self.committed()?;
+            if got == self.ends {
+                return Ok(());
+            }
+            if Instant::now() > by {
+                bail!("committed {got:?}, expected {:?}", self.ends);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+fn check_python(python: &str) -> anyhow::Result<()> {
+    let ok = Command::new(python)
+        .args(["-c", "import confluent_kafka"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        bail!(
+            "`{python} -c 'import confluent_kafka'` failed: run scripts/setup (or leave (d) out with --only a,b,c)"
+        );
+    }
+    Ok(())
+}
+
+fn print_table(kind: BrokerKind, options: &Options, rows: &[Row]) {
+    let cap = match kind {
+        BrokerKind::Mock => format!(
+            "; events per run capped at {} KiB per partition (the mock keeps ~5 MiB)",
+            super::broker::MOCK_PARTITION_BUDGET >> 10
+        ),
+        BrokerKind::Tansu => String::new(),
+    };
+    println!();
+    println!(
+        "### Throughput on {} ({}; Sluice batch_size {}, workers {}; median of {} runs{cap})",
+        kind.name(),
+        machine(),
+        options.batch_size,
+        options.workers,
+        options.repeat.max(1),
+    );
+    println!();
+    let procs: Vec<Processor> = Processor::ALL
+        .into_iter()
+        .filter(|p| options.only.contains(p))
+        .collect();
+    let mut header = String::from("| size | parts | load |");
+    let mut rule = String::from("|---:|---:|---:|");
+    for p in &procs {
+        header.push_str(&format!(" {} events | ev/s | CPU µs/ev |", p.label()));
+        rule.push_str("---:|---:|---:|");
+    }
+    header.push_str(" b/a | c/a | b/d |");
+    rule.push_str("---:|---:|---:|");
+    println!("{header}");
+    println!("{rule}");
+    for row in rows {
+        let mut line = format!("| {} B | {} | {} |", row.size, row.partitions, row.load);
+        for p in &procs {
+            match row.cells.get(p) {
+                Some(c) => line.push_str(&format!(
+                    " {} | {} | {:.2} |",
+                    c.events,
+                    thousands(c.rate),
+                    c.cpu_us
+                )),
+                None => line.push_str(" - | failed | - |"),
+            }
+        }
+        let ratio = |x: Processor, y: Processor| match (row.cells.get(&x), row.cells.get(&y)) {
+            (Some(x), Some(y)) => format!("{:.2}", x.rate / y.rate),
+            _ => "-".into(),
+        };
+        line.push_str(&format!(
+            " {} | {} | {} |",
+            ratio(Processor::B, Processor::A),
+            ratio(Processor::C, Processor::A),
+            ratio(Processor::B, Processor::D)
+        ));
+        println!("{line}");
+    }
+    println!();
+}
+
+/// `1234567.8` → `1 234 568`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_values_have_the_requested_size_and_are_orders() {
+        for size in [100, 1024] {
+            for i in [0, 7, 199, 1_234_567] {
+                let value = order_value(i, size);
+                assert_eq!(value.len(), size, "{value}");
+                let order: serde_json::Value = serde_json::from_str(&value).unwrap();
+                assert!(order["amount"].as_f64().is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(1_234_567.8), "1 234 568");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1000.0), "1 000");
+    }
+}
