@@ -271,8 +271,14 @@ impl Bench<'_> {
                     if let Some(max) = self.broker.kind().max_events(size, partitions) {
                         events = events.min(max);
                     }
+                    // A run that fails (e.g. the group did not commit the
+                    // end of the input) is reported and replaced, up to
+                    // `repeat` extra attempts.
                     let mut runs = Vec::new();
-                    for _ in 0..options.repeat.max(1) {
+                    let mut attempts = 0;
+                    while runs.len() < options.repeat.max(1) && attempts < 2 * options.repeat.max(1)
+                    {
+                        attempts += 1;
                         match self.run_once(processor, size, partitions, events) {
                             Ok(run) => {
                                 eprintln!(
@@ -547,7 +553,13 @@ impl Bench<'_> {
         // is visible at the broker; closing the clients (inside `stop`)
         // is not part of it.
         pipeline.begin_stop();
-        let committed = watcher.wait(Duration::from_secs(60));
+        let committed = watcher.wait(Duration::from_secs(10)).with_context(|| {
+            format!(
+                "the worker took {} events and wrote {} outputs",
+                metrics.events.get(),
+                metrics.outputs.get()
+            )
+        });
         let run = Run {
             events,
             wall: t0.elapsed(),

@@ -487,6 +487,10 @@ impl Poller {
                             partition,
                         };
                         self.tracker.assign(tp.clone());
+                        // A partition we paused and lost may come back still
+                        // paused in librdkafka; we no longer track it as
+                        // paused, so make sure it is read.
+                        self.set_paused(&tp, false);
                         tracing::info!(pipeline = %self.name, topic, partition, "partition assigned");
                         self.assigned.insert((topic, partition), tp);
                     }
