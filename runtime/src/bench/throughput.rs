@@ -422,17 +422,7 @@ impl Bench<'_> {
             if let Some(ts) = message.timestamp().to_millis() {
                 record = record.timestamp(ts);
             }
-            // The same back-off on a full queue as Sluice's sink.
-            while let Err((e, back)) = producer.send(record) {
-                if !matches!(
-                    e,
-                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
-                ) {
-                    bail!("produce failed: {e}");
-                }
-                record = back;
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            send_waiting(&producer, record)?;
             next_offsets.insert(message.partition(), message.offset() + 1);
             consumed += 1;
         }
@@ -724,20 +714,11 @@ fn produce_input(
     for i in 0..events {
         let partition = i % partitions;
         let (key, value) = (order_key(i), order_value(i, size));
-        let mut record = BaseRecord::to(topic)
+        let record = BaseRecord::to(topic)
             .partition(partition as i32)
             .key(&key)
             .payload(&value);
-        while let Err((e, back)) = producer.send(record) {
-            if !matches!(
-                e,
-                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
-            ) {
-                bail!("produce failed: {e}");
-            }
-            record = back;
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        send_waiting(&producer, record)?;
         ends[partition] += 1;
     }
     let by = Instant::now() + Duration::from_secs(120);
@@ -905,6 +886,29 @@ fn thousands(value: f64) -> String {
         out.push(c);
     }
     out
+}
+
+/// Queues `record`, waiting while the producer's queue is full (the same
+/// back-off as Sluice's sink); any other refusal is an error.
+fn send_waiting<K, P>(
+    producer: &ThreadedProducer<CountingContext>,
+    mut record: BaseRecord<'_, K, P>,
+) -> anyhow::Result<()>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    while let Err((e, back)) = producer.send(record) {
+        if !matches!(
+            e,
+            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+        ) {
+            bail!("produce failed: {e}");
+        }
+        record = back;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
