@@ -74,11 +74,14 @@ impl PluginEngine {
         &self.inner.linker
     }
 
-    /// Number of epoch ticks that covers `deadline`, plus one because the
-    /// current tick may be almost over when the call starts.
-    pub(crate) fn deadline_ticks(deadline: Duration) -> u64 {
+    /// Number of epoch ticks that covers `span`, at least one. Ticks only
+    /// say when to look at the clock: the deadline itself is an
+    /// [`std::time::Instant`] checked by the store's epoch callback, because
+    /// a ticker that was descheduled and catches up would otherwise end a
+    /// call a tick or two early.
+    pub(crate) fn ticks_for(span: Duration) -> u64 {
         let tick = EPOCH_TICK.as_nanos();
-        (deadline.as_nanos().div_ceil(tick) as u64).max(1) + 1
+        (span.as_nanos().div_ceil(tick) as u64).max(1)
     }
 }
 

@@ -2,6 +2,7 @@
 //! limiter) and the `host` interface plugins import: logging into tracing.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -20,6 +21,8 @@ pub struct HostState {
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) plugin: Arc<str>,
+    /// When the call in progress must end; set before every call.
+    pub(crate) call_deadline: Instant,
 }
 
 impl WasiView for HostState {

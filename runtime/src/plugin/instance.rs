@@ -2,9 +2,10 @@
 //! with every trap classified as timeout, memory or trap.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use wasmtime::Store;
 use wasmtime::component::ResourceTable;
+use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::{Event, Output, ProcessError, Processor};
 use super::compiled::CompiledPlugin;
@@ -33,7 +34,6 @@ pub struct Instance {
     store: Store<HostState>,
     bindings: Processor,
     stdio: TailBuffer,
-    deadline_ticks: u64,
     limits: Limits,
 }
 
@@ -51,11 +51,22 @@ impl Instance {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(settings.limits.memory_bytes),
             plugin: Arc::clone(name),
+            call_deadline: Instant::now() + settings.limits.deadline,
         };
         let mut store = Store::new(plugin.engine().engine(), state);
         store.limiter(|state| &mut state.limiter);
-        let deadline_ticks = PluginEngine::deadline_ticks(settings.limits.deadline);
-        store.set_epoch_deadline(deadline_ticks);
+        store.epoch_deadline_callback(|store| {
+            let remaining = store
+                .data()
+                .call_deadline
+                .saturating_duration_since(Instant::now());
+            Ok(if remaining.is_zero() {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Continue(PluginEngine::ticks_for(remaining))
+            })
+        });
+        arm_deadline(&mut store, settings.limits.deadline);
         let bindings =
             plugin
                 .pre()
@@ -68,7 +79,6 @@ impl Instance {
             store,
             bindings,
             stdio,
-            deadline_ticks,
             limits: settings.limits.clone(),
         };
         match instance
@@ -93,7 +103,7 @@ impl Instance {
         &mut self,
         events: &[Event],
     ) -> Result<Vec<Result<Vec<Output>, ProcessError>>, Failure> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
+        arm_deadline(&mut self.store, self.limits.deadline);
         self.store.data_mut().limiter.refused = false;
         self.stdio.clear();
         match self.bindings.call_process(&mut self.store, events) {
@@ -139,4 +149,10 @@ impl Instance {
         };
         Failure::new(FailureKind::Trap, with_stderr(message))
     }
+}
+
+/// Starts the clock for one call: the call may run for `limit` from now.
+fn arm_deadline(store: &mut Store<HostState>, limit: Duration) {
+    store.data_mut().call_deadline = Instant::now() + limit;
+    store.set_epoch_deadline(PluginEngine::ticks_for(limit));
 }
