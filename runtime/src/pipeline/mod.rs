@@ -5,15 +5,17 @@
 //!
 //! Threads and what they own:
 //! - the *poll thread* owns the consumer and the [`tracker::Tracker`]; it
-//!   never blocks on anything but the consumer's poll, so delivery reports
-//!   and rebalances are always served;
+//!   never blocks on anything but the consumer's poll, so news of done
+//!   batches and rebalances are always served;
 //! - each *worker* owns a [`chain::Chain`] and processes the batches of the
 //!   partitions hashed to it, in order;
-//! - the producer's own thread reports deliveries into the control channel.
+//! - the producer's own thread serves delivery reports: each releases its
+//!   record's [`batch::Ticket`], and the last one of a batch tells the poll
+//!   thread through the control channel; failed records go there too.
 //!
 //! Back-pressure: while a partition has too many offsets in flight, or its
 //! worker's inbox is full, the poll thread stops reading and only serves
-//! delivery reports; librdkafka's own bounded prefetch queue holds what
+//! the control channel; librdkafka's own bounded prefetch queue holds what
 //! arrives meanwhile. Only if that lasts [`PAUSE_AFTER`] are the partitions
 //! over their limits paused at the consumer, to be resumed when they drain:
 //! librdkafka drops a paused partition's prefetched messages and applies a
@@ -21,6 +23,7 @@
 //! pausing for every short burst cut throughput to a few thousand events/s.
 //! Every queue is bounded.
 
+pub mod batch;
 pub mod chain;
 pub mod sink;
 pub mod tracker;
@@ -43,14 +46,15 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{KafkaConfig, PipelineConfig};
 use crate::kafka;
 use crate::plugin::{CompiledPlugin, Event, InstanceSettings, PluginRunner};
+use batch::{Batch, Ticket};
 use chain::Chain;
 use sink::{Control, Sink};
 use tracker::{Tp, Tracker};
-use worker::{Batch, WorkerMsg, WorkerShared};
+use worker::{WorkerMsg, WorkerShared};
 
 /// Batches a worker may have queued before its partitions are paused.
 const WORKER_INBOX: usize = 8;
-/// Delivery reports and worker notes waiting for the poll thread.
+/// News of done batches and failed records waiting for the poll thread.
 const CONTROL_CAPACITY: usize = 1 << 16;
 /// How long a consumer poll waits for the first event of a round when
 /// nothing is in flight.
@@ -58,7 +62,7 @@ const POLL_WAIT: Duration = Duration::from_millis(50);
 /// The same while records are in flight or partitions are paused: delivery
 /// reports wait in the control channel while the poll blocks, holding back
 /// offsets, resumes and a stop. Also how long a held-off poll thread waits
-/// for the next delivery report.
+/// for news on the control channel.
 const BUSY_POLL_WAIT: Duration = Duration::from_millis(1);
 /// How long the poll thread holds off reading before it pauses the
 /// partitions over their limits (and goes back to serving rebalances).
@@ -317,9 +321,8 @@ impl GroupContext {
 /// A dead letter waiting to be written again.
 struct DlqRetry {
     at: Instant,
-    tp: Tp,
-    generation: u64,
-    offset: i64,
+    ticket: Ticket,
+    index: usize,
     dead_letter: Arc<crate::dlq::DeadLetter>,
 }
 
@@ -332,7 +335,7 @@ struct Poller {
     workers: Vec<SyncSender<WorkerMsg>>,
     worker_threads: Vec<JoinHandle<()>>,
     /// Batches that did not fit a worker's inbox, per worker, in order.
-    parked: Vec<VecDeque<Batch>>,
+    parked: Vec<VecDeque<Ticket>>,
     tracker: Tracker,
     /// Assigned partitions by (topic, partition), with their `Tp`.
     assigned: FxHashMap<(String, i32), Tp>,
@@ -392,7 +395,7 @@ impl Poller {
     }
 
     /// Back-pressure without touching the consumer: waits for the next
-    /// delivery report and hands parked batches on as room frees up. If
+    /// control message and hands parked batches on as room frees up. If
     /// that has gone on for [`PAUSE_AFTER`], pauses the partitions over
     /// their limits so the others (and rebalances) are served again.
     fn hold_off(&mut self) {
@@ -524,16 +527,11 @@ impl Poller {
         let Some(events) = self.pending.remove(tp).filter(|e| !e.is_empty()) else {
             return;
         };
-        let Some(generation) = self.tracker.generation(tp) else {
+        let end = events.last().map_or(0, |e| e.offset + 1);
+        let Some((generation, seq)) = self.tracker.dispatched(tp, events.len(), end) else {
             return;
         };
-        self.tracker
-            .dispatched_all(tp, events.iter().map(|e| e.offset));
-        let batch = Batch {
-            tp: tp.clone(),
-            generation,
-            events,
-        };
+        let batch = Batch::dispatch(tp.clone(), generation, seq, events);
         // A parked batch makes the poll thread hold off reading (see
         // `must_hold_off`); pausing here would cost far more.
         let worker = worker_of(tp, self.workers.len());
@@ -599,57 +597,42 @@ impl Poller {
     }
 
     fn apply(&mut self, control: Control) {
-        let stored = match control {
-            Control::Processed {
+        match control {
+            Control::Done {
                 tp,
                 generation,
-                counts,
-            } => self
-                .tracker
-                .processed_all(&tp, generation, &counts)
-                .map(|o| (tp, o)),
-            // The delivery (and, with the last of its batch, the events) is
-            // freed here, on the thread that read the events.
-            Control::Delivered(delivery) => self
-                .tracker
-                .acknowledged(&delivery.tp, delivery.generation, delivery.offset)
-                .map(|o| (delivery.tp.clone(), o)),
+                seq,
+            } => {
+                // `offset` is the next one to read; stored with the others
+                // at the end of the drain (see `store_offsets`).
+                if let Some(offset) = self.tracker.done(&tp, generation, seq) {
+                    self.to_store.insert(tp, offset);
+                }
+            }
             Control::OutputFailed {
-                tp,
-                generation,
-                offset,
+                ticket,
+                index,
                 dead_letter,
             } => {
+                let (tp, offset) = located(&ticket, index);
                 tracing::warn!(pipeline = %self.name, topic = &*tp.topic, partition = tp.partition, offset, "an output could not be written; dead-lettering its event");
-                self.tracker.added(&tp, generation, offset);
-                self.sink
-                    .send_dead_letter(tp.clone(), generation, offset, dead_letter);
-                self.tracker
-                    .acknowledged(&tp, generation, offset)
-                    .map(|o| (tp, o))
+                self.sink.send_dead_letter(ticket, index, dead_letter);
             }
             Control::DeadLetterFailed {
-                tp,
-                generation,
-                offset,
+                ticket,
+                index,
                 dead_letter,
                 error,
             } => {
+                let (tp, offset) = located(&ticket, index);
                 tracing::error!(pipeline = %self.name, topic = &*tp.topic, partition = tp.partition, offset, %error, "cannot write to the DLQ; the partition waits and retries");
                 self.dlq_retries.push(DlqRetry {
                     at: Instant::now() + DLQ_RETRY,
-                    tp,
-                    generation,
-                    offset,
+                    ticket,
+                    index,
                     dead_letter,
                 });
-                None
             }
-        };
-        // `offset` is the next one to read; stored with the others at the
-        // end of the drain (see `store_offsets`).
-        if let Some((tp, offset)) = stored {
-            self.to_store.insert(tp, offset);
         }
     }
 
@@ -660,11 +643,13 @@ impl Poller {
             .into_iter()
             .partition(|r| r.at <= now);
         for retry in due {
-            if self.tracker.generation(&retry.tp) != Some(retry.generation) {
+            let batch = retry.ticket.batch();
+            if self.tracker.generation(&batch.tp) != Some(batch.generation) {
+                // Revoked: the partition's new owner reads the event again.
                 continue;
             }
             self.sink
-                .send_dead_letter(retry.tp, retry.generation, retry.offset, retry.dead_letter);
+                .send_dead_letter(retry.ticket, retry.index, retry.dead_letter);
         }
     }
 
@@ -677,7 +662,7 @@ impl Poller {
         let parked: Vec<Tp> = self
             .parked
             .iter()
-            .flat_map(|q| q.iter().map(|b| b.tp.clone()))
+            .flat_map(|q| q.iter().map(|t| t.batch().tp.clone()))
             .collect();
         let resumable: Vec<Tp> = self
             .paused
@@ -775,6 +760,14 @@ impl Poller {
         tracing::info!(pipeline = %self.name, "stopped");
         Ok(())
     }
+}
+
+/// The partition and offset of event `index` of a ticket's batch, for logs.
+fn located(ticket: &Ticket, index: usize) -> (&Tp, i64) {
+    (
+        &ticket.batch().tp,
+        ticket.event(index).map_or(-1, |e| e.offset),
+    )
 }
 
 /// The worker that owns a partition.

@@ -13,42 +13,33 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
+use super::batch::Ticket;
 use super::tracker::Tp;
 use crate::dlq::{Culprit, DeadLetter};
-use crate::plugin::{Event, Failure, FailureKind};
+use crate::plugin::{Failure, FailureKind};
 
 /// Header naming the plugin whose output a record is.
 pub const PLUGIN_HEADER: &str = "sluice.plugin";
 /// Header with the digest of the plugin version that produced a record.
 pub const DIGEST_HEADER: &str = "sluice.plugin.digest";
 
-/// News for the pipeline's bookkeeping, from workers and delivery reports.
+/// News for the poll thread, from workers and delivery reports.
 #[derive(Debug)]
 pub enum Control {
-    /// A worker finished a batch: per offset, how many records it wrote.
-    Processed {
-        tp: Tp,
-        generation: u64,
-        counts: Vec<(i64, u32)>,
-    },
-    /// The broker acknowledged one record of the delivery's offset. The
-    /// delivery itself travels back so that the poll thread, which
-    /// allocated the events, also frees them: freeing on the producer's
-    /// thread defeated the allocator's per-thread caches.
-    Delivered(Box<Delivery>),
-    /// An output of `offset` could not be written; its event must be
-    /// dead-lettered instead.
+    /// Every record of batch `seq` of `tp` is written (see
+    /// [`Ticket::release`]).
+    Done { tp: Tp, generation: u64, seq: u64 },
+    /// An output of event `index` could not be written; the event must be
+    /// dead-lettered instead, under the output's ticket.
     OutputFailed {
-        tp: Tp,
-        generation: u64,
-        offset: i64,
+        ticket: Ticket,
+        index: usize,
         dead_letter: Arc<DeadLetter>,
     },
-    /// A dead letter of `offset` could not be written; try again.
+    /// The dead letter of event `index` could not be written; try again.
     DeadLetterFailed {
-        tp: Tp,
-        generation: u64,
-        offset: i64,
+        ticket: Ticket,
+        index: usize,
         dead_letter: Arc<DeadLetter>,
         error: String,
     },
@@ -62,51 +53,18 @@ pub struct Origin {
     pub digest: Arc<str>,
 }
 
-/// What a delivery report is about.
+/// What a delivery report is about: a record written for event `index` of
+/// the ticket's batch.
 pub struct Delivery {
-    pub tp: Tp,
-    pub generation: u64,
-    pub offset: i64,
+    pub ticket: Ticket,
+    pub index: usize,
     pub payload: Payload,
-}
-
-impl std::fmt::Debug for Delivery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery")
-            .field("tp", &self.tp)
-            .field("generation", &self.generation)
-            .field("offset", &self.offset)
-            .finish_non_exhaustive()
-    }
-}
-
-/// An input event as the records it led to keep it: its batch, shared by
-/// all of the batch's records (one allocation per batch, not per record),
-/// and its place in it.
-pub struct BatchEvent {
-    events: Arc<Vec<Event>>,
-    index: usize,
-}
-
-impl BatchEvent {
-    /// Event `index` of `events`, or `None` if there is none.
-    pub fn new(events: &Arc<Vec<Event>>, index: usize) -> Option<Self> {
-        (index < events.len()).then(|| BatchEvent {
-            events: events.clone(),
-            index,
-        })
-    }
-
-    pub fn event(&self) -> &Event {
-        // In range: checked in `new`, and the batch never changes.
-        &self.events[self.index]
-    }
 }
 
 /// The record a delivery report is about, kept for what a failure needs.
 pub enum Payload {
-    /// An output of `event`; on failure, `event` goes to the DLQ.
-    Output { event: BatchEvent, by: Arc<Origin> },
+    /// An output; on failure, its event goes to the DLQ.
+    Output(Arc<Origin>),
     /// A dead letter; on failure it is written again.
     DeadLetter(Arc<DeadLetter>),
 }
@@ -122,20 +80,28 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = Box<Delivery>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, delivery: Box<Delivery>) {
-        let control = match result {
-            Ok(_) => Control::Delivered(delivery),
-            Err((error, _)) => failure_control(*delivery, error),
-        };
-        // The receiver only goes away when the pipeline is gone, and then
-        // nobody needs the report.
-        let _ = self.control.send(control);
+        match result {
+            Ok(_) => delivery.ticket.release(&self.control),
+            // The receiver only goes away when the pipeline is gone, and
+            // then nobody needs the report.
+            Err((error, _)) => {
+                if let Some(control) = failure_control(*delivery, error) {
+                    let _ = self.control.send(control);
+                }
+            }
+        }
     }
 }
 
 /// The control message for a record that could not be written.
-fn failure_control(delivery: Delivery, error: &KafkaError) -> Control {
-    match delivery.payload {
-        Payload::Output { event, by } => {
+fn failure_control(delivery: Delivery, error: &KafkaError) -> Option<Control> {
+    let Delivery {
+        ticket,
+        index,
+        payload,
+    } = delivery;
+    match payload {
+        Payload::Output(by) => {
             let failure = Failure::new(
                 FailureKind::ProduceFailed,
                 format!("cannot write output: {error}"),
@@ -145,20 +111,22 @@ fn failure_control(delivery: Delivery, error: &KafkaError) -> Control {
                 plugin: &by.plugin,
                 digest: &by.digest,
             };
-            Control::OutputFailed {
-                tp: delivery.tp,
-                generation: delivery.generation,
-                offset: delivery.offset,
-                dead_letter: Arc::new(DeadLetter::new(event.event(), &failure, &culprit, 1)),
-            }
+            // Indices come from the batch itself, so the event is there;
+            // were it not, the dropped ticket holds the offset back.
+            let event = ticket.event(index)?;
+            let dead_letter = Arc::new(DeadLetter::new(event, &failure, &culprit, 1));
+            Some(Control::OutputFailed {
+                ticket,
+                index,
+                dead_letter,
+            })
         }
-        Payload::DeadLetter(dead_letter) => Control::DeadLetterFailed {
-            tp: delivery.tp,
-            generation: delivery.generation,
-            offset: delivery.offset,
+        Payload::DeadLetter(dead_letter) => Some(Control::DeadLetterFailed {
+            ticket,
+            index,
             dead_letter,
             error: error.to_string(),
-        },
+        }),
     }
 }
 
@@ -215,17 +183,17 @@ impl Sink {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((error, back)) => {
-                    let _ = self
-                        .control
-                        .send(failure_control(*back.delivery_opaque, &error));
+                    if let Some(control) = failure_control(*back.delivery_opaque, &error) {
+                        let _ = self.control.send(control);
+                    }
                     return;
                 }
             }
         }
     }
 
-    /// Queues a dead letter for `offset` of `tp`.
-    pub fn send_dead_letter(&self, tp: Tp, generation: u64, offset: i64, dl: Arc<DeadLetter>) {
+    /// Queues the dead letter of event `index` of the ticket's batch.
+    pub fn send_dead_letter(&self, ticket: Ticket, index: usize, dl: Arc<DeadLetter>) {
         let headers = owned_headers(dl.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
         let record = RecordRef {
             topic: &self.dlq_topic,
@@ -236,9 +204,8 @@ impl Sink {
         };
         // The record borrows from `dl`, which the delivery keeps alive too.
         let delivery = Box::new(Delivery {
-            tp,
-            generation,
-            offset,
+            ticket,
+            index,
             payload: Payload::DeadLetter(dl.clone()),
         });
         self.send(record, delivery);

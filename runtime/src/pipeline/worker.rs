@@ -10,26 +10,19 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use rdkafka::message::{Header, OwnedHeaders};
 
+use super::batch::Ticket;
 use super::chain::{Chain, ChainOutcome, StepFailure};
 use super::sink::{
-    BatchEvent, Control, DIGEST_HEADER, Delivery, Origin, PLUGIN_HEADER, Payload, RecordRef, Sink,
+    Control, DIGEST_HEADER, Delivery, Origin, PLUGIN_HEADER, Payload, RecordRef, Sink,
 };
-use super::tracker::Tp;
 use crate::config::RetryPolicy;
 use crate::dlq::{Culprit, DeadLetter};
 use crate::plugin::{Event, Failure, FailureKind};
 
-/// Events of one partition, in offset order.
-pub struct Batch {
-    pub tp: Tp,
-    pub generation: u64,
-    pub events: Vec<Event>,
-}
-
 /// What a worker is told to do.
 pub enum WorkerMsg {
-    /// Process a batch.
-    Batch(Batch),
+    /// Process a batch (events of one partition, in offset order).
+    Batch(Ticket),
     /// Use these plugin instances from the next batch on (hot reload).
     Swap(Chain),
     /// Finish: everything before this in the inbox has been handled.
@@ -43,6 +36,7 @@ pub struct WorkerShared {
     pub allowed_outputs: BTreeSet<String>,
     pub retry: RetryPolicy,
     pub sink: Arc<Sink>,
+    /// Where the worker's ticket of each batch is released to.
     pub control: SyncSender<Control>,
     pub metrics: crate::metrics::PipelineMetrics,
 }
@@ -58,25 +52,27 @@ impl WorkerShared {
 pub fn run(mut chain: Chain, inbox: Receiver<WorkerMsg>, shared: Arc<WorkerShared>) {
     while let Ok(msg) = inbox.recv() {
         match msg {
-            WorkerMsg::Batch(batch) => handle(&mut chain, batch, &shared),
+            WorkerMsg::Batch(ticket) => {
+                handle(&mut chain, &ticket, &shared);
+                // The worker's own ticket: the batch is done once this and
+                // every record's ticket are released.
+                ticket.release(&shared.control);
+            }
             WorkerMsg::Swap(next) => chain = next,
             WorkerMsg::Stop => return,
         }
     }
 }
 
-fn handle(chain: &mut Chain, batch: Batch, shared: &WorkerShared) {
-    let Batch {
-        tp,
-        generation,
-        events,
-    } = batch;
+fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
+    let batch = ticket.batch();
+    let events = &batch.events;
     let first = events.first().map_or(-1, |e| e.offset);
     let span = tracing::debug_span!(
         "batch",
         pipeline = &*shared.pipeline,
-        topic = &*tp.topic,
-        partition = tp.partition,
+        topic = &*batch.tp.topic,
+        partition = batch.tp.partition,
         offset = first,
         events = events.len(),
         plugin = chain.label(),
@@ -84,34 +80,10 @@ fn handle(chain: &mut Chain, batch: Batch, shared: &WorkerShared) {
     let _entered = span.enter();
 
     shared.metrics.events.inc_by(events.len() as u64);
-    let mut outcomes = chain.process(&events);
-    let attempts = retry(chain, &events, &mut outcomes, &shared.retry);
+    let mut outcomes = chain.process(events);
+    let attempts = retry(chain, events, &mut outcomes, &shared.retry);
     for outcome in outcomes.iter_mut() {
         reject_disallowed(outcome, chain, shared);
-    }
-
-    let counts = events
-        .iter()
-        .zip(&outcomes)
-        .map(|(event, outcome)| {
-            let records = match outcome {
-                Ok(outputs) => outputs.len() as u32,
-                Err(_) => 1,
-            };
-            (event.offset, records)
-        })
-        .collect();
-    // Announce the record counts before any record can be acknowledged.
-    if shared
-        .control
-        .send(Control::Processed {
-            tp: tp.clone(),
-            generation,
-            counts,
-        })
-        .is_err()
-    {
-        return;
     }
 
     let Some(last) = chain.last_plugin() else {
@@ -122,21 +94,13 @@ fn handle(chain: &mut Chain, batch: Batch, shared: &WorkerShared) {
         plugin: last.name().clone(),
         digest: last.digest().clone(),
     });
-    // The records keep their input events for the DLQ: all of them share
-    // this batch rather than each wrapping its event in an `Arc`.
-    let events = Arc::new(events);
-    for (index, (outcome, attempts)) in outcomes.into_iter().zip(attempts).enumerate() {
-        let Some(event) = events.get(index) else {
-            break;
-        };
+    for (index, ((outcome, attempts), event)) in
+        outcomes.into_iter().zip(attempts).zip(events).enumerate()
+    {
         match outcome {
-            Ok(outputs) if outputs.is_empty() => {}
             Ok(outputs) => {
                 shared.metrics.outputs.inc_by(outputs.len() as u64);
                 for output in &outputs {
-                    let Some(batch_event) = BatchEvent::new(&events, index) else {
-                        break;
-                    };
                     let topic = output.topic.as_deref().unwrap_or(&shared.output_topic);
                     let key = output.key.as_deref().or(event.key.as_deref());
                     let headers = output.headers.as_ref().unwrap_or(&event.headers);
@@ -148,13 +112,9 @@ fn handle(chain: &mut Chain, batch: Batch, shared: &WorkerShared) {
                         timestamp_ms: event.timestamp_ms,
                     };
                     let delivery = Box::new(Delivery {
-                        tp: tp.clone(),
-                        generation,
-                        offset: event.offset,
-                        payload: Payload::Output {
-                            event: batch_event,
-                            by: origin.clone(),
-                        },
+                        ticket: ticket.another(),
+                        index,
+                        payload: Payload::Output(origin.clone()),
                     });
                     shared.sink.send(record, delivery);
                 }
@@ -172,7 +132,7 @@ fn handle(chain: &mut Chain, batch: Batch, shared: &WorkerShared) {
                 let dl = DeadLetter::new(event, &failure, &culprit, attempts);
                 shared
                     .sink
-                    .send_dead_letter(tp.clone(), generation, event.offset, Arc::new(dl));
+                    .send_dead_letter(ticket.another(), index, Arc::new(dl));
             }
         }
     }
