@@ -30,7 +30,8 @@
 //!   batch + 1, not the last offset + 1: don't rely on watermarks, lag or
 //!   `enable.partition.eof` to know that a partition has been read to its end.
 //!
-//! Only std and `tempfile` are used. A small watchdog (`sh`) kills the broker
+//! `sluice-bench` compiles this file in as well (`runtime/src/bench/broker.rs`),
+//! so there is one tansu launcher. Only std and `tempfile` are used. A small watchdog (`sh`) kills the broker
 //! if the test process dies without dropping the `Tansu` (abort, `exit`, a
 //! `static`, SIGKILL), so no broker is ever left behind.
 

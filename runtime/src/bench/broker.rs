@@ -7,23 +7,22 @@
 //!   `error MESSAGE`) and exits at EOF. It keeps at most ~5 MiB per
 //!   partition and drops the oldest records beyond that, which bounds how
 //!   many events a run can pre-produce ([`BrokerKind::max_events`]).
-//! - `tansu`: the `tansu` binary (`$SLUICE_TANSU`, else on `PATH`; see
-//!   `scripts/setup`) with its memory storage engine on a free loopback
-//!   port, topics made with `tansu topic create`.
+//! - `tansu`: started by the tests' own launcher (`tests/support/tansu.rs`,
+//!   compiled in here too): the `tansu` binary with its memory storage
+//!   engine on a free loopback port, topics made with `tansu topic create`.
 //!
-//! Either child dies with the bench: the mock at stdin EOF, tansu through a
-//! `sh` watchdog that holds a pipe from us and kills it when the pipe
-//! closes.
+//! Either child dies with the bench: the mock at stdin EOF, tansu through
+//! the launcher's watchdog.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
 use crate::kafka::embedded::EmbeddedKafka;
+
+#[path = "../../../tests/support/tansu.rs"]
+mod tansu;
 
 /// Bytes per partition the mock cluster keeps before it drops old records
 /// (librdkafka's `rdkafka_mock.c`: 5 MiB); we stay under 4 MiB.
@@ -63,11 +62,17 @@ impl BrokerKind {
 pub struct Broker {
     kind: BrokerKind,
     bootstrap: String,
-    child: Child,
-    /// The mock's command pipe (its stdout answers).
-    control: Option<(ChildStdin, BufReader<ChildStdout>)>,
-    /// tansu: its binary (for `topic create`) and the watchdog.
-    tansu: Option<(PathBuf, Child, ChildStdin)>,
+    process: Process,
+}
+
+enum Process {
+    /// The `sluice-bench broker` child and its command pipe (its stdout
+    /// answers).
+    Mock {
+        child: Child,
+        control: Option<(ChildStdin, BufReader<ChildStdout>)>,
+    },
+    Tansu(tansu::Tansu),
 }
 
 impl Broker {
@@ -90,39 +95,29 @@ impl Broker {
 
     /// Creates `name` with `partitions` partitions.
     pub fn create_topic(&mut self, name: &str, partitions: usize) -> anyhow::Result<()> {
-        if let Some((stdin, stdout)) = &mut self.control {
-            writeln!(stdin, "topic {name} {partitions}")
-                .and_then(|()| stdin.flush())
-                .context("the mock broker process is gone")?;
-            let mut answer = String::new();
-            stdout
-                .read_line(&mut answer)
-                .context("the mock broker process is gone")?;
-            return match answer.trim() {
-                "ok" => Ok(()),
-                other => bail!("mock broker: creating topic {name}: {other}"),
-            };
-        }
-        if let Some((bin, _, _)) = &self.tansu {
-            let broker = format!("tcp://{}", self.bootstrap);
-            let out = Command::new(bin)
-                .args(["topic", "create", name, "--broker", &broker])
-                .args(["--partitions", &partitions.to_string()])
-                .env("NO_COLOR", "1")
-                .env_remove("RUST_LOG")
-                .stdin(Stdio::null())
-                .output()
-                .with_context(|| format!("running {} topic create", bin.display()))?;
-            if !out.status.success() {
-                bail!(
-                    "tansu topic create {name} failed ({}): {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
+        match &mut self.process {
+            Process::Mock {
+                control: Some((stdin, stdout)),
+                ..
+            } => {
+                writeln!(stdin, "topic {name} {partitions}")
+                    .and_then(|()| stdin.flush())
+                    .context("the mock broker process is gone")?;
+                let mut answer = String::new();
+                stdout
+                    .read_line(&mut answer)
+                    .context("the mock broker process is gone")?;
+                match answer.trim() {
+                    "ok" => Ok(()),
+                    other => bail!("mock broker: creating topic {name}: {other}"),
+                }
             }
-            return Ok(());
+            Process::Mock { control: None, .. } => bail!("the mock broker process is gone"),
+            Process::Tansu(tansu) => {
+                let partitions = u32::try_from(partitions).context("too many partitions")?;
+                Ok(tansu.create_topic(name, partitions)?)
+            }
         }
-        bail!("broker has no way to create topics")
     }
 
     fn start_mock() -> anyhow::Result<Broker> {
@@ -148,114 +143,31 @@ impl Broker {
         Ok(Broker {
             kind: BrokerKind::Mock,
             bootstrap,
-            child,
-            control: Some((stdin, stdout)),
-            tansu: None,
+            process: Process::Mock {
+                child,
+                control: Some((stdin, stdout)),
+            },
         })
     }
 
     fn start_tansu() -> anyhow::Result<Broker> {
-        let bin = tansu_binary()?;
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .context("cannot find a free port")?
-            .port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::env::temp_dir().join(format!("sluice-bench-tansu-{port}.log"));
-        let log_file = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let mut child = Command::new(&bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .env_remove("CLUSTER_ID")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let (watchdog, pipe) = watchdog(child.id())?;
-        let broker = Broker {
+        let tansu = tansu::Tansu::start().context("cannot start tansu")?;
+        Ok(Broker {
             kind: BrokerKind::Tansu,
-            bootstrap: format!("127.0.0.1:{port}"),
-            child: {
-                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-                let deadline = Instant::now() + Duration::from_secs(30);
-                loop {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        bail!("tansu exited at start ({status}); see {}", log.display());
-                    }
-                    if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                        break child;
-                    }
-                    if Instant::now() > deadline {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        bail!(
-                            "tansu did not listen on {addr} within 30 s; see {}",
-                            log.display()
-                        );
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            },
-            control: None,
-            tansu: Some((bin, watchdog, pipe)),
-        };
-        Ok(broker)
+            bootstrap: tansu.bootstrap(),
+            process: Process::Tansu(tansu),
+        })
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        // Closing the mock's stdin ends it; tansu needs a kill.
-        self.control = None;
-        if let Some((_, mut watchdog, pipe)) = self.tansu.take() {
-            let _ = watchdog.kill();
-            let _ = watchdog.wait();
-            drop(pipe);
-            let _ = self.child.kill();
+        // Closing the mock's stdin ends it; tansu is killed by its own drop.
+        if let Process::Mock { child, control } = &mut self.process {
+            *control = None;
+            let _ = child.wait();
         }
-        let _ = self.child.wait();
     }
-}
-
-/// `$SLUICE_TANSU`, else `tansu` on `PATH`.
-fn tansu_binary() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("SLUICE_TANSU").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("tansu"))
-        .find(|p| p.is_file())
-        .context("tansu not found on PATH: run scripts/setup, or set SLUICE_TANSU")
-}
-
-/// `sh` that kills `pid` when its stdin (a pipe only we hold) closes, so
-/// the broker never outlives the bench, however the bench ends.
-fn watchdog(pid: u32) -> anyhow::Result<(Child, ChildStdin)> {
-    let mut child = Command::new("sh")
-        .args([
-            "-c",
-            "read _ignored; kill -9 \"$0\" 2>/dev/null",
-            &pid.to_string(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start the broker watchdog")?;
-    let pipe = child.stdin.take().context("watchdog: no stdin")?;
-    Ok((child, pipe))
 }
 
 /// `sluice-bench broker`: the mock cluster, serving topic creation on stdin.
