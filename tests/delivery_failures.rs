@@ -181,6 +181,35 @@ fn an_unwritable_output_becomes_a_produce_failed_dead_letter() {
 }
 
 #[test]
+fn events_that_pass_on_a_retry_keep_their_place() {
+    let cluster = cluster(None);
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut supervisor = Supervisor::start(config(&bootstrap, dir.path())).expect("starts");
+    // One key: one partition. Two events of one batch fail once each and
+    // are retried together; the rest of the batch waits for them.
+    let values = ["a", "retry-once:1", "b", "retry-once:2", "c"];
+    let records = values.map(|v| ("k".to_owned(), v.to_owned()));
+    let delivered = produce(&bootstrap, "in", &records);
+
+    let mut reader = Reader::new(&bootstrap, &["out", "dlq"]);
+    assert!(
+        reader.wait_count(5, Duration::from_secs(30)),
+        "records: {}",
+        reader.records().len()
+    );
+    let outputs: Vec<String> = reader
+        .of("out")
+        .iter()
+        .filter_map(|r| r.value.clone())
+        .collect();
+    assert_eq!(outputs, values);
+    assert!(reader.of("dlq").is_empty());
+    supervisor.stop();
+    assert_committed_to_the_end(&bootstrap, &delivered);
+}
+
+#[test]
 fn retryable_failures_are_retried_then_dead_lettered_in_order() {
     let cluster = cluster(None);
     let bootstrap = cluster.bootstrap_servers();

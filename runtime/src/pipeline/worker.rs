@@ -138,9 +138,15 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
     }
 }
 
-/// Retries events that failed as `retryable`, one at a time with backoff,
-/// until they succeed, fail otherwise, or run out of attempts. Returns how
-/// many attempts each event took.
+/// Retries events that failed as `retryable` until they succeed, fail
+/// otherwise, or run out of attempts. Returns how many attempts each event
+/// took.
+///
+/// All of a batch's retryable events are retried together, one backoff and
+/// one plugin call per round: when a dependency is down and every event
+/// asks to be retried, the batch waits out the backoff schedule once, not
+/// once per event. Their outcomes keep their places, so outputs are still
+/// written in offset order.
 fn retry(
     chain: &mut Chain,
     events: &[Event],
@@ -148,23 +154,29 @@ fn retry(
     policy: &RetryPolicy,
 ) -> Vec<u32> {
     let mut attempts = vec![1u32; events.len()];
-    for (i, event) in events.iter().enumerate() {
-        while is_retryable(&outcomes[i]) && attempts[i] < policy.attempts {
-            std::thread::sleep(policy.backoff_for(attempts[i]));
-            attempts[i] += 1;
-            if let Some(outcome) = chain.process(std::slice::from_ref(event)).pop() {
-                outcomes[i] = outcome;
-            }
+    for attempt in 1..policy.attempts {
+        let due: Vec<usize> = (0..events.len())
+            .filter(|&i| is_retryable(&outcomes[i]))
+            .collect();
+        if due.is_empty() {
+            break;
         }
-        if let Err(StepFailure { failure, .. }) = &mut outcomes[i]
+        std::thread::sleep(policy.backoff_for(attempt));
+        // Retries are the exception: copying their events into one slice
+        // costs nothing next to the backoff.
+        let again: Vec<Event> = due.iter().map(|&i| events[i].clone()).collect();
+        for (i, outcome) in due.into_iter().zip(chain.process(&again)) {
+            outcomes[i] = outcome;
+            attempts[i] = attempt + 1;
+        }
+    }
+    for (outcome, attempts) in outcomes.iter_mut().zip(&attempts) {
+        if let Err(StepFailure { failure, .. }) = outcome
             && failure.kind == FailureKind::Retryable
         {
             *failure = Failure::new(
                 FailureKind::RetriesExhausted,
-                format!(
-                    "gave up after {} attempts: {}",
-                    attempts[i], failure.message
-                ),
+                format!("gave up after {attempts} attempts: {}", failure.message),
             );
         }
     }
