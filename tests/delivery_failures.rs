@@ -21,6 +21,11 @@ use sluice::supervisor::Supervisor;
 /// A pipeline through the hostile fixture (a passthrough unless an event
 /// asks for trouble) on the mock cluster at `bootstrap`.
 fn config(bootstrap: &str, dir: &std::path::Path) -> Config {
+    config_with(bootstrap, dir, "")
+}
+
+/// [`config`] with `extra` lines added to the pipeline table.
+fn config_with(bootstrap: &str, dir: &std::path::Path, extra: &str) -> Config {
     let text = format!(
         r#"
 [kafka]
@@ -40,6 +45,7 @@ output = "out"
 dlq = "dlq"
 group_id = "g"
 batch_size = 8
+{extra}
 "#,
         plugins = plugins_dir().join("fixtures").display()
     );
@@ -178,6 +184,42 @@ fn an_unwritable_output_becomes_a_produce_failed_dead_letter() {
 
     supervisor.stop();
     assert_committed_to_the_end(&bootstrap, &delivered);
+}
+
+#[test]
+fn origin_headers_can_be_left_out_of_outputs_but_not_dead_letters() {
+    let cluster = cluster(None);
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_with(&bootstrap, dir.path(), "origin_headers = false");
+    let mut supervisor = Supervisor::start(config).expect("starts");
+    let values = ["a", "invalid", "b"];
+    let records = values.map(|v| ("k".to_owned(), v.to_owned()));
+    produce(&bootstrap, "in", &records);
+
+    let mut reader = Reader::new(&bootstrap, &["out", "dlq"]);
+    assert!(
+        reader.wait_count(3, Duration::from_secs(30)),
+        "records: {}",
+        reader.records().len()
+    );
+    let outputs = reader.of("out");
+    assert_eq!(outputs.len(), 2);
+    for record in &outputs {
+        // The input had no headers, so the output has none at all.
+        assert_eq!(record.headers, Vec::new(), "{record:?}");
+    }
+    let dead = reader.of("dlq");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].header("sluice.plugin"), Some("hostile"));
+    assert!(
+        dead[0]
+            .header("sluice.plugin.digest")
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{:?}",
+        dead[0]
+    );
+    supervisor.stop();
 }
 
 #[test]

@@ -134,6 +134,9 @@ pub struct Options {
     /// Sluice `batch_size` (most events per plugin call).
     #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
+    /// Run (b) and (c) with `origin_headers = false`.
+    #[arg(long)]
+    pub no_origin_headers: bool,
     /// Extra librdkafka property for the consumers of (a), (b) and (c),
     /// `key=value`; repeatable.
     #[arg(long = "consumer", value_name = "KEY=VALUE")]
@@ -503,6 +506,7 @@ impl Bench<'_> {
             batch_size: self.options.batch_size,
             workers: self.options.workers,
             partitions: partitions as i32,
+            origin_headers: !self.options.no_origin_headers,
             limits: Limits::default(),
             retry: RetryPolicy::default(),
             sandbox: Sandbox::default(),
@@ -825,11 +829,12 @@ fn print_table(kind: BrokerKind, options: &Options, rows: &[Row]) {
     };
     println!();
     println!(
-        "### Throughput on {} ({}; Sluice batch_size {}, workers {}; median of {} runs{cap})",
+        "### Throughput on {} ({}; Sluice batch_size {}, workers {}, origin_headers {}; median of {} runs{cap})",
         kind.name(),
         machine(),
         options.batch_size,
         options.workers,
+        !options.no_origin_headers,
         options.repeat.max(1),
     );
     println!();

@@ -320,6 +320,7 @@ fn pipeline(
         batch_size,
         workers,
         partitions,
+        origin_headers: raw.origin_headers.unwrap_or(true),
         limits,
         retry,
         sandbox,

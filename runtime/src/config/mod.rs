@@ -170,6 +170,9 @@ pub struct PipelineConfig {
     pub workers: usize,
     /// Partitions of topics created on the embedded broker.
     pub partitions: i32,
+    /// Whether every output carries the `sluice.plugin` and
+    /// `sluice.plugin.digest` headers (dead letters always do).
+    pub origin_headers: bool,
     /// Limits of each plugin instance.
     pub limits: Limits,
     /// Retries of events a plugin calls `retryable`.

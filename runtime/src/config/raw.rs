@@ -84,6 +84,9 @@ pub(super) struct RawPipeline {
     pub workers: Option<Spanned<i64>>,
     /// Partitions of topics created on the embedded broker; default 3.
     pub partitions: Option<Spanned<i64>>,
+    /// Whether outputs carry the `sluice.plugin` and `sluice.plugin.digest`
+    /// headers; default true.
+    pub origin_headers: Option<bool>,
     /// `[pipeline.limits]`: resource limits of each plugin instance.
     pub limits: Option<RawLimits>,
     /// `[pipeline.retry]`: retries of events a plugin calls `retryable`.

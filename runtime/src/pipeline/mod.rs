@@ -130,6 +130,7 @@ impl Pipeline {
             pipeline: config.name.as_str().into(),
             output_topic: config.output.clone(),
             allowed_outputs: config.allowed_outputs.clone(),
+            origin_headers: config.origin_headers,
             retry: config.retry.clone(),
             sink: sink.clone(),
             control: control_tx,

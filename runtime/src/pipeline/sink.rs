@@ -142,7 +142,7 @@ pub struct RecordRef<'a> {
     pub topic: &'a str,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
-    pub headers: OwnedHeaders,
+    pub headers: Option<OwnedHeaders>,
     pub timestamp_ms: Option<i64>,
 }
 
@@ -165,7 +165,10 @@ impl Sink {
     /// Queues a record. Waits while the producer's queue is full; any other
     /// refusal is handled like a failed delivery.
     pub fn send(&self, record: RecordRef<'_>, delivery: Box<Delivery>) {
-        let mut base = BaseRecord::with_opaque_to(record.topic, delivery).headers(record.headers);
+        let mut base = BaseRecord::with_opaque_to(record.topic, delivery);
+        if let Some(headers) = record.headers {
+            base = base.headers(headers);
+        }
         if let Some(key) = record.key {
             base = base.key(key);
         }
@@ -229,15 +232,18 @@ impl Sink {
     }
 }
 
-/// Builds Kafka headers from name/value pairs.
-pub fn owned_headers<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> OwnedHeaders {
-    let (lower, _) = pairs.size_hint();
-    let mut headers = OwnedHeaders::new_with_capacity(lower);
+/// Builds Kafka headers from name/value pairs; `None` for none, which
+/// spares librdkafka an empty header list per record.
+pub fn owned_headers<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> Option<OwnedHeaders> {
+    let mut pairs = pairs.peekable();
+    pairs.peek()?;
+    let (lower, upper) = pairs.size_hint();
+    let mut headers = OwnedHeaders::new_with_capacity(upper.unwrap_or(lower));
     for (key, value) in pairs {
         headers = headers.insert(Header {
             key,
             value: Some(value),
         });
     }
-    headers
+    Some(headers)
 }

@@ -8,12 +8,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 
 use super::batch::Ticket;
 use super::chain::{Chain, ChainOutcome, StepFailure};
 use super::sink::{
     Control, DIGEST_HEADER, Delivery, Origin, PLUGIN_HEADER, Payload, RecordRef, Sink,
+    owned_headers,
 };
 use crate::config::RetryPolicy;
 use crate::dlq::{Culprit, DeadLetter};
@@ -34,6 +35,8 @@ pub struct WorkerShared {
     pub pipeline: Arc<str>,
     pub output_topic: String,
     pub allowed_outputs: BTreeSet<String>,
+    /// Whether outputs carry the origin headers.
+    pub origin_headers: bool,
     pub retry: RetryPolicy,
     pub sink: Arc<Sink>,
     /// Where the worker's ticket of each batch is released to.
@@ -108,7 +111,7 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
                         topic,
                         key,
                         value: output.value.as_deref(),
-                        headers: output_headers(headers, &origin),
+                        headers: output_headers(headers, shared.origin_headers.then_some(&*origin)),
                         timestamp_ms: event.timestamp_ms,
                     };
                     let delivery = Box::new(Delivery {
@@ -213,23 +216,18 @@ fn reject_disallowed(outcome: &mut ChainOutcome, chain: &Chain, shared: &WorkerS
 }
 
 /// The headers of an output record: the plugin's (or inherited) headers
-/// without stale Sluice origin headers, then which plugin version made it.
-fn output_headers(headers: &[(String, Vec<u8>)], origin: &Origin) -> OwnedHeaders {
-    let mut out = OwnedHeaders::new_with_capacity(headers.len() + 2);
-    for (key, value) in headers {
-        if key != PLUGIN_HEADER && key != DIGEST_HEADER {
-            out = out.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
-    }
-    out.insert(Header {
-        key: PLUGIN_HEADER,
-        value: Some(origin.plugin.as_bytes()),
-    })
-    .insert(Header {
-        key: DIGEST_HEADER,
-        value: Some(origin.digest.as_bytes()),
-    })
+/// without stale Sluice origin headers, then which plugin version made it
+/// (unless the pipeline leaves that out).
+fn output_headers(headers: &[(String, Vec<u8>)], origin: Option<&Origin>) -> Option<OwnedHeaders> {
+    let origin = origin.map(|o| {
+        [
+            (PLUGIN_HEADER, o.plugin.as_bytes()),
+            (DIGEST_HEADER, o.digest.as_bytes()),
+        ]
+    });
+    let kept = headers
+        .iter()
+        .filter(|(key, _)| key != PLUGIN_HEADER && key != DIGEST_HEADER)
+        .map(|(key, value)| (key.as_str(), value.as_slice()));
+    owned_headers(kept.chain(origin.into_iter().flatten()))
 }
