@@ -12,7 +12,7 @@ use std::time::Duration;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::RDKafkaRespErr;
-use support::kafka::{Delivered, Reader, committed, ends, produce};
+use support::kafka::{Delivered, Reader, Record, committed, ends, produce};
 use support::sluice::plugins_dir;
 
 use sluice::config::Config;
@@ -186,30 +186,45 @@ fn an_unwritable_output_becomes_a_produce_failed_dead_letter() {
     assert_committed_to_the_end(&bootstrap, &delivered);
 }
 
-#[test]
-fn origin_headers_can_be_left_out_of_outputs_but_not_dead_letters() {
+/// Runs the pipeline (with `extra` lines in its table) over `values`, all
+/// under one key (one partition, so order is checkable), until `count`
+/// records are on `out` and `dlq`; stops it, checks that the input was
+/// committed to its end, and returns the records of `out` and `dlq`.
+fn run_one_key(values: &[&str], extra: &str, count: usize) -> (Vec<Record>, Vec<Record>) {
     let cluster = cluster(None);
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = config_with(&bootstrap, dir.path(), "origin_headers = false");
+    let config = config_with(&bootstrap, dir.path(), extra);
     let mut supervisor = Supervisor::start(config).expect("starts");
-    let values = ["a", "invalid", "b"];
-    let records = values.map(|v| ("k".to_owned(), v.to_owned()));
-    produce(&bootstrap, "in", &records);
+    let records: Vec<(String, String)> = values
+        .iter()
+        .map(|v| ("k".to_owned(), (*v).to_owned()))
+        .collect();
+    let delivered = produce(&bootstrap, "in", &records);
 
     let mut reader = Reader::new(&bootstrap, &["out", "dlq"]);
     assert!(
-        reader.wait_count(3, Duration::from_secs(30)),
+        reader.wait_count(count, Duration::from_secs(30)),
         "records: {}",
         reader.records().len()
     );
-    let outputs = reader.of("out");
-    assert_eq!(outputs.len(), 2);
+    supervisor.stop();
+    assert_committed_to_the_end(&bootstrap, &delivered);
+    (reader.of("out"), reader.of("dlq"))
+}
+
+fn values(records: &[Record]) -> Vec<String> {
+    records.iter().filter_map(|r| r.value.clone()).collect()
+}
+
+#[test]
+fn origin_headers_can_be_left_out_of_outputs_but_not_dead_letters() {
+    let (outputs, dead) = run_one_key(&["a", "invalid", "b"], "origin_headers = false", 3);
+    assert_eq!(values(&outputs), ["a", "b"]);
     for record in &outputs {
         // The input had no headers, so the output has none at all.
         assert_eq!(record.headers, Vec::new(), "{record:?}");
     }
-    let dead = reader.of("dlq");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].header("sluice.plugin"), Some("hostile"));
     assert!(
@@ -219,61 +234,22 @@ fn origin_headers_can_be_left_out_of_outputs_but_not_dead_letters() {
         "{:?}",
         dead[0]
     );
-    supervisor.stop();
 }
 
 #[test]
 fn events_that_pass_on_a_retry_keep_their_place() {
-    let cluster = cluster(None);
-    let bootstrap = cluster.bootstrap_servers();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut supervisor = Supervisor::start(config(&bootstrap, dir.path())).expect("starts");
-    // One key: one partition. Two events of one batch fail once each and
-    // are retried together; the rest of the batch waits for them.
-    let values = ["a", "retry-once:1", "b", "retry-once:2", "c"];
-    let records = values.map(|v| ("k".to_owned(), v.to_owned()));
-    let delivered = produce(&bootstrap, "in", &records);
-
-    let mut reader = Reader::new(&bootstrap, &["out", "dlq"]);
-    assert!(
-        reader.wait_count(5, Duration::from_secs(30)),
-        "records: {}",
-        reader.records().len()
-    );
-    let outputs: Vec<String> = reader
-        .of("out")
-        .iter()
-        .filter_map(|r| r.value.clone())
-        .collect();
-    assert_eq!(outputs, values);
-    assert!(reader.of("dlq").is_empty());
-    supervisor.stop();
-    assert_committed_to_the_end(&bootstrap, &delivered);
+    // Two events of one batch fail once each and are retried together;
+    // the rest of the batch waits for them.
+    let input = ["a", "retry-once:1", "b", "retry-once:2", "c"];
+    let (outputs, dead) = run_one_key(&input, "", 5);
+    assert_eq!(values(&outputs), input);
+    assert!(dead.is_empty(), "{dead:?}");
 }
 
 #[test]
 fn retryable_failures_are_retried_then_dead_lettered_in_order() {
-    let cluster = cluster(None);
-    let bootstrap = cluster.bootstrap_servers();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut supervisor = Supervisor::start(config(&bootstrap, dir.path())).expect("starts");
-    // One key: one partition, so the order of outputs is checkable.
-    let records = ["a", "retry", "b", "retry", "c"].map(|v| ("k".to_owned(), v.to_owned()));
-    produce(&bootstrap, "in", &records);
-
-    let mut reader = Reader::new(&bootstrap, &["out", "dlq"]);
-    assert!(
-        reader.wait_count(5, Duration::from_secs(30)),
-        "records: {}",
-        reader.records().len()
-    );
-    let outputs: Vec<String> = reader
-        .of("out")
-        .iter()
-        .filter_map(|r| r.value.clone())
-        .collect();
-    assert_eq!(outputs, ["a", "b", "c"]);
-    let dead = reader.of("dlq");
+    let (outputs, dead) = run_one_key(&["a", "retry", "b", "retry", "c"], "", 5);
+    assert_eq!(values(&outputs), ["a", "b", "c"]);
     assert_eq!(dead.len(), 2);
     for record in &dead {
         assert_eq!(
@@ -290,5 +266,4 @@ fn retryable_failures_are_retried_then_dead_lettered_in_order() {
             record.header("sluice.error.message")
         );
     }
-    supervisor.stop();
 }
