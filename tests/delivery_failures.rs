@@ -5,15 +5,13 @@
 //! letter (`produce-failed`). Either way nothing is skipped and, once
 //! everything is written, the committed offsets cover every input.
 
-mod support;
-
 use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::RDKafkaRespErr;
-use support::kafka::{Delivered, Reader, Record, committed, ends, produce};
-use support::sluice::plugins_dir;
+use sluice_testkit::kafka::{Delivered, Reader, Record, committed, ends, produce};
+use sluice_testkit::sluice::plugins_dir;
 
 use sluice::config::Config;
 use sluice::supervisor::Supervisor;

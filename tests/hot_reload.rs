@@ -7,13 +7,13 @@
 //!
 //! Every test has its own broker, its own directory (config in `config/`,
 //! plugins copied into `plugins/`, logs at the top) and its own `sluice run`
-//! with `--poll-interval-secs 1`. New plugin versions are deployed the
+//! with `--poll-interval-secs 1`. Tests wait on its state (`/api/status`:
+//! assigned partitions, plugin digests, the reload history), never on the
+//! wording of its log. New plugin versions are deployed the
 //! documented way: written under a temporary name in the same directory,
 //! then renamed over the old file.
 //!
 //!     cargo test --release -p sluice --test hot_reload
-
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,13 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::kafka::{self, Delivered, Reader, Record, TestProducer};
-use support::sluice::{Scene, SluiceProcess, TIMEOUT, digest_of_file, plugin_path};
-
-/// The log line of a successful plugin swap.
-const PLUGIN_RELOADED: &str = "plugin reloaded";
-/// The log line of a plugin swap that did not happen.
-const PLUGIN_RELOAD_FAILED: &str = "plugin reload failed; the running version stays";
+use sluice_testkit::kafka::{self, Delivered, Reader, Record, TestProducer};
+use sluice_testkit::sluice::{Scene, SluiceProcess, Status, TIMEOUT, digest_of_file, plugin_path};
 /// The header `passthrough-v2` adds to every output.
 const VERSION_HEADER: &str = "sluice-test-version";
 
@@ -128,29 +123,25 @@ workers = 2
     )
 }
 
-/// No line mentioning `pipeline=NAME` says the pipeline lost a partition,
-/// stopped or (re)started.
-fn assert_untouched(log: &str, pipeline: &str, what: &str) {
-    let tag = format!("pipeline={pipeline}");
-    let bad: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(&tag) || l.contains(&format!("pipeline=\"{pipeline}\"")))
-        .filter(|l| {
-            [
-                "partition revoked",
-                "stopping",
-                "stopped",
-                "pipeline started",
-            ]
-            .iter()
-            .any(|n| l.contains(n))
-        })
-        .collect();
+/// Between `before` and `after`, the pipeline neither restarted nor lost
+/// a partition.
+fn assert_untouched(before: &Status, after: &Status, pipeline: &str, what: &str) {
     assert!(
-        bad.is_empty(),
-        "pipeline `{pipeline}` was disturbed by {what}:\n{}",
-        bad.join("\n")
+        before.started_at(pipeline).is_some()
+            && before.started_at(pipeline) == after.started_at(pipeline)
+            && before.revocations(pipeline) == after.revocations(pipeline)
+            && before.assigned(pipeline) == after.assigned(pipeline),
+        "pipeline `{pipeline}` was disturbed by {what}: {:?} -> {:?}",
+        before.pipeline(pipeline),
+        after.pipeline(pipeline)
     );
+}
+
+/// Asserts a plugin reload of `passthrough` from `old` with `outcome`.
+fn assert_plugin_reload(reload: &serde_json::Value, outcome: &str, old: &str, what: &str) {
+    assert_eq!(reload["outcome"], outcome, "{what}: {reload}");
+    assert_eq!(reload["plugin"], "passthrough", "{what}: {reload}");
+    assert_eq!(reload["old"], old, "{what}: {reload}");
 }
 
 // ---------------------------------------------------------------------------
@@ -353,11 +344,7 @@ fn plugin_swapped_mid_stream_switches_each_partition_once() {
         hot.kafka,
         pipeline_toml("mid", "in", "out")
     ));
-    run.wait_for_lines(
-        0,
-        &["partition assigned", "pipeline=mid"],
-        PARTITIONS as usize,
-    );
+    run.wait_assigned("mid", PARTITIONS as usize);
 
     // The stream: paced (about 10k events/s) so that the swap lands in the
     // middle of it.
@@ -395,30 +382,31 @@ fn plugin_swapped_mid_stream_switches_each_partition_once() {
         run.describe()
     );
     let before_deploy = reader.records().len();
-    let mark = run.log_mark();
     deploy(&hot.v2_file, &hot.target);
-    let reloaded = run.wait_for_lines(mark, &[PLUGIN_RELOADED], 1);
+    let reload = run.wait_reload("plugin", 1);
     swapped.store(true, Ordering::SeqCst);
     reader.poll_for(Duration::from_millis(10));
     let at_reload = reader.records().len();
     let sent = stream.join().expect("the producer thread");
     assert_eq!(sent.len(), EVENTS);
 
-    // The reload line names both versions.
-    assert!(
-        reloaded[0].contains(v1) && reloaded[0].contains(v2) && reloaded[0].contains("passthrough"),
-        "reload line without plugin and old/new digests: {}",
-        reloaded[0]
-    );
+    // The reload names both versions.
+    assert_plugin_reload(&reload, "ok", v1, "the swap");
+    assert_eq!(reload["new"], v2.as_str(), "{reload}");
+    assert_eq!(reload["pipelines"], serde_json::json!(["mid"]), "{reload}");
 
     let all_there = reader.wait_distinct_values(EVENTS, TIMEOUT);
     reader.settle(Duration::from_secs(1), Duration::from_secs(10));
+    let status = run.status().expect("a status");
+    assert_eq!(
+        status.reloads("plugin").len(),
+        1,
+        "one reload: {:?}",
+        status.0
+    );
+    assert_eq!(status.digests("mid"), std::slice::from_ref(v2));
     run.stop();
     assert!(!run.stderr().contains("panicked"), "{}", run.describe());
-    assert_eq!(
-        run.lines_with(0, &[PLUGIN_RELOAD_FAILED]),
-        Vec::<String>::new()
-    );
 
     let outputs = reader.of("out");
     let dead = reader.of("mid-dlq");
@@ -497,7 +485,7 @@ fn plugin_swapped_mid_stream_switches_each_partition_once() {
         "{before_deploy} outputs had landed before the deploy, only {v1_total} are v1"
     );
     println!(
-        "mid-stream swap: {EVENTS} events, deploy after {before_deploy} outputs, reload logged \
+        "mid-stream swap: {EVENTS} events, deploy after {before_deploy} outputs, reload seen \
          after {at_reload}; {} outputs, {duplicates} duplicates; per key (v1, v2): {counts:?}",
         outputs.len()
     );
@@ -516,7 +504,7 @@ fn broken_plugins_keep_the_old_version_running() {
         hot.kafka,
         pipeline_toml("keep", "in", "out")
     ));
-    run.wait_for_log("partition assigned", 2);
+    run.wait_assigned("keep", 2);
     let mut feed = Feed::new(&hot.bootstrap, "in", 2);
     let mut reader = Reader::new(&hot.bootstrap, &["out", "keep-dlq"]);
     let got = pass(&mut feed, 50, &mut reader, "out", &run);
@@ -524,7 +512,7 @@ fn broken_plugins_keep_the_old_version_running() {
 
     let v2_bytes = std::fs::read(&hot.v2_file).unwrap();
     type Break<'a> = Box<dyn Fn() + 'a>;
-    let variants: Vec<(&str, Break, &str)> = vec![
+    let variants: Vec<(&str, Break<'_>, &str)> = vec![
         (
             "a truncated v2 written in place",
             Box::new(|| std::fs::write(target, &v2_bytes[..v2_bytes.len() / 2]).unwrap()),
@@ -541,49 +529,50 @@ fn broken_plugins_keep_the_old_version_running() {
             "this plugin refuses to start",
         ),
     ];
-    for (what, breaks, reason) in &variants {
-        let mark = run.log_mark();
+    for (n, (what, breaks, reason)) in variants.iter().enumerate() {
         breaks();
-        let failed = run.wait_for_lines(mark, &[PLUGIN_RELOAD_FAILED], 1);
-        let line = &failed[0];
+        let reload = run.wait_reload("plugin", n + 1);
+        assert_plugin_reload(&reload, "failed", v1, what);
+        let error = reload["error"].as_str().unwrap_or_default();
         assert!(
-            line.contains("ERROR") && line.contains("passthrough") && line.contains(v1),
-            "{what}: the failure line names neither the plugin nor the running digest: {line}"
+            error.to_lowercase().contains(&reason.to_lowercase()),
+            "{what}: no `{reason}` in the reload's error: {reload}"
         );
-        // The reason is in the `error` field (it may go on over more lines).
-        let after = run.log_since(mark);
-        assert!(
-            after.to_lowercase().contains(&reason.to_lowercase()),
-            "{what}: no `{reason}` in the log:\n{after}"
-        );
-        assert!(
-            !after.contains(PLUGIN_RELOADED),
-            "{what} was swapped in:\n{after}"
+        let status = run.status().expect("a status");
+        assert_eq!(
+            status.digests("keep"),
+            std::slice::from_ref(v1),
+            "{what} was swapped in"
         );
         // New events still go through the old version.
         let got = pass(&mut feed, 50, &mut reader, "out", &run);
         assert_written_by(&got, Version::V1, v1, what);
-        println!("{what}: {line}");
+        println!("{what}: {error}");
     }
 
     // The watcher still works: a good version swaps in.
-    let mark = run.log_mark();
     deploy(&hot.v2_file, target);
-    let reloaded = run.wait_for_lines(mark, &[PLUGIN_RELOADED], 1);
-    assert!(
-        reloaded[0].contains(v1) && reloaded[0].contains(v2),
-        "{}",
-        reloaded[0]
-    );
+    let reload = run.wait_reload("plugin", variants.len() + 1);
+    assert_plugin_reload(&reload, "ok", v1, "the good deploy");
+    assert_eq!(reload["new"], v2.as_str(), "{reload}");
     let got = pass(&mut feed, 50, &mut reader, "out", &run);
     assert_written_by(&got, Version::V2, v2, "after the good deploy");
 
     reader.settle(Duration::from_millis(500), Duration::from_secs(5));
     let dead = reader.of("keep-dlq");
     assert!(dead.is_empty(), "dead letters: {dead:?}");
+    let status = run.status().expect("a status");
+    let outcomes: Vec<&str> = status
+        .reloads("plugin")
+        .iter()
+        .filter_map(|r| r["outcome"].as_str())
+        .collect();
+    assert_eq!(outcomes, ["failed", "failed", "failed", "ok"]);
+    // One instance per worker at start and for the good version; the
+    // broken ones never got going.
+    assert_eq!(status.instances("keep"), [4], "{:?}", status.0);
     run.stop();
     let log = run.stderr();
-    assert_eq!(log.matches(PLUGIN_RELOAD_FAILED).count(), 3, "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
 
@@ -635,7 +624,7 @@ impl AlphaAlone {
         let alpha = pipeline_toml("alpha", "a-in", "a-out");
         let beta = pipeline_toml("beta", "b-in", "b-out");
         let mut run = hot.start(&format!("{kafka}{alpha}"));
-        run.wait_for_lines(0, &["partition assigned", "pipeline=alpha"], 2);
+        run.wait_assigned("alpha", 2);
         let mut a = Feed::new(&hot.bootstrap, "a-in", 2);
         let b = Feed::new(&hot.bootstrap, "b-in", 2);
         let mut reader = Reader::new(&hot.bootstrap, &["a-out", "b-out"]);
@@ -664,27 +653,27 @@ fn config_edits_add_a_pipeline_and_refuse_bad_ones_without_disturbing_others() {
     } = AlphaAlone::start(&hot);
 
     // Add `beta`.
-    let added = run.log_mark();
+    let before = run.status().expect("a status");
     hot.edit_config(&both);
-    let reloaded = run.wait_for_lines(added, &["config reloaded"], 1);
-    assert!(
-        reloaded[0].contains("added=[\"beta\"]")
-            && reloaded[0].contains("removed=[]")
-            && reloaded[0].contains("changed=[]"),
-        "{}",
-        reloaded[0]
-    );
-    run.wait_for_lines(added, &["partition assigned", "pipeline=beta"], 2);
+    let reload = run.wait_reload("config", 1);
+    assert_eq!(reload["outcome"], "ok", "{reload}");
+    assert_eq!(reload["added"], serde_json::json!(["beta"]), "{reload}");
+    assert_eq!(reload["removed"], serde_json::json!([]), "{reload}");
+    assert_eq!(reload["changed"], serde_json::json!([]), "{reload}");
+    run.wait_assigned("beta", 2);
     assert_both_process(
         &mut [(&mut a, "a-out"), (&mut b, "b-out")],
         &mut reader,
         &run,
         "after adding beta",
     );
-    assert_untouched(&run.log_since(added), "alpha", "adding beta");
+    let with_beta = run.status().expect("a status");
+    assert_untouched(&before, &with_beta, "alpha", "adding beta");
+    // The instances the reload started (running `init`) before anything
+    // changed are the ones that run: one per worker, none thrown away.
+    assert_eq!(with_beta.instances("beta"), [2], "{:?}", with_beta.0);
 
     // A typo'd field: refused, with its line and column.
-    let invalid = run.log_mark();
     let typo = both.replacen(
         "\nname = \"beta\"\n",
         "\nname = \"beta\"\noutptu = \"x\"\n",
@@ -692,19 +681,16 @@ fn config_edits_add_a_pipeline_and_refuse_bad_ones_without_disturbing_others() {
     );
     let typo_line = typo.lines().position(|l| l.starts_with("outptu")).unwrap() + 1;
     hot.edit_config(&typo);
-    run.wait_for_lines(
-        invalid,
-        &["config reload failed; the running config stays"],
-        1,
-    );
+    let reload = run.wait_reload("config", 2);
+    assert_eq!(reload["outcome"], "failed", "{reload}");
     let want = format!(
         "{}:{typo_line}:1: unknown field `outptu`",
         hot.config.display()
     );
-    run.wait_for_lines(invalid, &[&want], 1);
+    let error = reload["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&want), "no `{want}` in: {reload}");
 
     // Broken syntax: an unterminated string.
-    let syntax = run.log_mark();
     let broken = both.replacen("output = \"b-out\"", "output = \"b-out", 1);
     let broken_line = broken
         .lines()
@@ -712,14 +698,12 @@ fn config_edits_add_a_pipeline_and_refuse_bad_ones_without_disturbing_others() {
         .unwrap()
         + 1;
     hot.edit_config(&broken);
-    run.wait_for_lines(
-        syntax,
-        &["config reload failed; the running config stays"],
-        1,
-    );
+    let reload = run.wait_reload("config", 3);
+    assert_eq!(reload["outcome"], "failed", "{reload}");
     let want = format!("{}:{broken_line}:", hot.config.display());
-    let problem = run.wait_for_lines(syntax, &[&want], 1);
-    println!("syntax error reported as: {}", problem[0]);
+    let error = reload["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&want), "no `{want}` in: {reload}");
+    println!("syntax error reported as: {error}");
     assert_both_process(
         &mut [(&mut a, "a-out"), (&mut b, "b-out")],
         &mut reader,
@@ -728,7 +712,6 @@ fn config_edits_add_a_pipeline_and_refuse_bad_ones_without_disturbing_others() {
     );
 
     // A [kafka] change needs a restart: refused.
-    let restart = run.log_mark();
     let client = both.replacen(
         "client_id = \"sluice-e2e\"",
         "client_id = \"somebody-else\"",
@@ -736,12 +719,10 @@ fn config_edits_add_a_pipeline_and_refuse_bad_ones_without_disturbing_others() {
     );
     assert_ne!(client, both, "the kafka section has no client_id to change");
     hot.edit_config(&client);
-    let refused = run.wait_for_lines(restart, &["needs a restart"], 1);
-    assert!(
-        refused[0].contains("ERROR") && refused[0].contains("kafka.client_id"),
-        "{}",
-        refused[0]
-    );
+    let reload = run.wait_reload("config", 4);
+    assert_eq!(reload["outcome"], "refused", "{reload}");
+    let error = reload["error"].as_str().unwrap_or_default();
+    assert!(error.contains("kafka.client_id"), "{reload}");
     assert_both_process(
         &mut [(&mut a, "a-out"), (&mut b, "b-out")],
         &mut reader,
@@ -749,17 +730,12 @@ fn config_edits_add_a_pipeline_and_refuse_bad_ones_without_disturbing_others() {
         "after the refused [kafka] change",
     );
 
+    let after = run.status().expect("a status");
+    assert_untouched(&before, &after, "alpha", "the config edits");
+    assert_untouched(&with_beta, &after, "beta", "the refused edits");
+    assert_eq!(after.reloads("config").len(), 4, "{:?}", after.0);
     run.stop();
     let log = run.stderr();
-    let before_stop = &log[..log.find("signal=").unwrap_or(log.len())];
-    let before_stop = before_stop.get(added..).unwrap_or_default();
-    assert_untouched(before_stop, "alpha", "the config edits");
-    assert_untouched(
-        before_stop.get(invalid - added..).unwrap_or_default(),
-        "beta",
-        "the refused edits",
-    );
-    assert_eq!(log.matches("config reloaded").count(), 1, "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
 
@@ -782,8 +758,8 @@ fn removed_pipeline_stops_cleanly_and_commits_what_it_processed() {
     let keep = pipeline_toml("keep", "keep-in", "keep-out");
     let gone = pipeline_toml("gone", "gone-in", "gone-out");
     let mut run = hot.start(&format!("{kafka}{keep}{gone}"));
-    run.wait_for_lines(0, &["partition assigned", "pipeline=keep"], 2);
-    run.wait_for_lines(0, &["partition assigned", "pipeline=gone"], 2);
+    run.wait_assigned("keep", 2);
+    run.wait_assigned("gone", 2);
     let mut keep_feed = Feed::new(bootstrap, "keep-in", 2);
     let mut reader = Reader::new(bootstrap, &["keep-out", "gone-out"]);
     pass(&mut keep_feed, 20, &mut reader, "keep-out", &run);
@@ -808,24 +784,15 @@ fn removed_pipeline_stops_cleanly_and_commits_what_it_processed() {
     });
     assert!(streaming, "`gone` is not processing\n{}", run.describe());
 
-    let removed = run.log_mark();
+    let before = run.status().expect("a status");
     hot.edit_config(&format!("{kafka}{keep}"));
-    let reloaded = run.wait_for_lines(removed, &["config reloaded"], 1);
-    assert!(
-        reloaded[0].contains("removed=[\"gone\"]") && reloaded[0].contains("added=[]"),
-        "{}",
-        reloaded[0]
-    );
-    let stopping = run.lines_with(
-        removed,
-        &["stopping: draining in-flight events", "pipeline=gone"],
-    );
-    let stopped = run.lines_with(removed, &["stopped", "pipeline=gone"]);
-    assert!(
-        stopping.len() == 1 && stopped.iter().filter(|l| !l.contains("stopping")).count() == 1,
-        "no clean stop of `gone` in the log:\n{}",
-        run.log_since(removed)
-    );
+    let reload = run.wait_reload("config", 1);
+    assert_eq!(reload["outcome"], "ok", "{reload}");
+    assert_eq!(reload["removed"], serde_json::json!(["gone"]), "{reload}");
+    assert_eq!(reload["added"], serde_json::json!([]), "{reload}");
+    // The reload is recorded once `gone` has drained and committed.
+    let status = run.status().expect("a status");
+    assert_eq!(status.state("gone"), None, "{:?}", status.0);
     // Events keep arriving on gone-in for a moment after the stop.
     reader.poll_for(Duration::from_millis(500));
     stop_stream.store(true, Ordering::SeqCst);
@@ -834,7 +801,8 @@ fn removed_pipeline_stops_cleanly_and_commits_what_it_processed() {
     // `keep` goes on, untouched.
     pass(&mut keep_feed, 20, &mut reader, "keep-out", &run);
     reader.settle(Duration::from_secs(1), Duration::from_secs(10));
-    assert_untouched(&run.log_since(removed), "keep", "removing gone");
+    let after = run.status().expect("a status");
+    assert_untouched(&before, &after, "keep", "removing gone");
 
     // What `gone` processed is exactly what its group committed.
     let offset_of: HashMap<&str, Delivered> =
@@ -901,7 +869,7 @@ fn busy_plugins_directory_neither_blocks_reloads_nor_stop() {
         hot.kafka,
         pipeline_toml("busy", "in", "out")
     ));
-    run.wait_for_log("partition assigned", 2);
+    run.wait_assigned("busy", 2);
 
     let quiet = Arc::new(AtomicBool::new(false));
     let churn = {
@@ -926,9 +894,9 @@ fn busy_plugins_directory_neither_blocks_reloads_nor_stop() {
     let _quiet = Quiet(quiet.clone());
     std::thread::sleep(Duration::from_millis(500));
 
-    let mark = run.log_mark();
     deploy(&hot.v2_file, &hot.target);
-    run.wait_for_lines(mark, &[PLUGIN_RELOADED], 1);
+    let reload = run.wait_reload("plugin", 1);
+    assert_plugin_reload(&reload, "ok", &hot.v1, "the deploy");
     let mut feed = Feed::new(&hot.bootstrap, "in", 2);
     let mut reader = Reader::new(&hot.bootstrap, &["out"]);
     let got = pass(&mut feed, 20, &mut reader, "out", &run);
@@ -967,18 +935,15 @@ fn plugin_deployed_with_a_config_edit_is_still_swapped_in() {
     assert_written_by(&first, Version::V1, v1, "before the deployment");
 
     // One deployment: the plugin, then the config, right after each other.
-    let mark = run.log_mark();
     deploy(&hot.v2_file, &hot.target);
     hot.edit_config(&both);
-    let reloaded = run.wait_for_lines(mark, &["config reloaded"], 1);
-    assert!(reloaded[0].contains("added=[\"beta\"]"), "{}", reloaded[0]);
-    let swapped = run.wait_for_lines(mark, &[PLUGIN_RELOADED], 1);
-    assert!(
-        swapped[0].contains(v1) && swapped[0].contains(v2),
-        "{}",
-        swapped[0]
-    );
-    run.wait_for_lines(mark, &["partition assigned", "pipeline=beta"], 2);
+    let reload = run.wait_reload("config", 1);
+    assert_eq!(reload["outcome"], "ok", "{reload}");
+    assert_eq!(reload["added"], serde_json::json!(["beta"]), "{reload}");
+    let swapped = run.wait_reload("plugin", 1);
+    assert_plugin_reload(&swapped, "ok", v1, "the deployment");
+    assert_eq!(swapped["new"], v2.as_str(), "{swapped}");
+    run.wait_assigned("beta", 2);
 
     for (feed, output) in [(&mut a, "a-out"), (&mut b, "b-out")] {
         let got = pass(feed, 20, &mut reader, output, &run);
@@ -999,13 +964,12 @@ fn a_plugin_written_slowly_in_place_is_loaded_once_complete() {
         hot.kafka,
         pipeline_toml("slow", "in", "out")
     ));
-    run.wait_for_log("partition assigned", 2);
+    run.wait_assigned("slow", 2);
     let mut feed = Feed::new(&hot.bootstrap, "in", 2);
     let mut reader = Reader::new(&hot.bootstrap, &["out"]);
 
     // Not the recommended deploy: v2 written over the running file in ten
     // chunks, 100 ms apart, as a slow `cp` to a network volume would.
-    let mark = run.log_mark();
     let bytes = std::fs::read(&hot.v2_file).unwrap();
     {
         use std::io::Write;
@@ -1016,13 +980,12 @@ fn a_plugin_written_slowly_in_place_is_loaded_once_complete() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let reloaded = run.wait_for_lines(mark, &[PLUGIN_RELOADED], 1);
-    assert!(reloaded[0].contains(&hot.v2), "{}", reloaded[0]);
-    let log = run.log_since(mark);
-    assert!(
-        !log.contains(PLUGIN_RELOAD_FAILED),
-        "a half-written file was loaded:\n{log}"
+    let reload = run.wait_reload("plugin", 1);
+    assert_eq!(
+        reload["outcome"], "ok",
+        "a half-written file was loaded: {reload}"
     );
+    assert_eq!(reload["new"], hot.v2.as_str(), "{reload}");
     let got = pass(&mut feed, 20, &mut reader, "out", &run);
     assert_written_by(&got, Version::V2, &hot.v2, "after the slow copy");
     run.stop();
@@ -1047,22 +1010,22 @@ fn sighup_reloads_the_plugins() {
         "sluice",
         &["--no-watch", "--poll-interval-secs", "0"],
     );
-    run.wait_for_log("partition assigned", 2);
-    let mark = run.log_mark();
+    run.wait_assigned("hup", 2);
     deploy(&hot.v2_file, &hot.target);
     std::thread::sleep(Duration::from_secs(2));
+    let status = run.status().expect("a status");
     assert!(
-        !run.log_since(mark).contains(PLUGIN_RELOADED),
-        "reloaded without a trigger:\n{}",
-        run.log_since(mark)
+        status.reloads("plugin").is_empty(),
+        "reloaded without a trigger: {:?}",
+        status.0
     );
     let killed = std::process::Command::new("kill")
         .args(["-HUP", &run.pid().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let reloaded = run.wait_for_lines(mark, &[PLUGIN_RELOADED], 1);
-    assert!(reloaded[0].contains(&hot.v2), "{}", reloaded[0]);
+    let reload = run.wait_reload("plugin", 1);
+    assert_eq!(reload["new"], hot.v2.as_str(), "{reload}");
     assert!(run.try_wait().is_none(), "SIGHUP must not stop sluice");
     run.stop();
 }

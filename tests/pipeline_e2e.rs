@@ -11,8 +11,6 @@
 //!
 //!     cargo test --release -p sluice --test pipeline_e2e
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::process::Command;
@@ -20,8 +18,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use support::kafka::{self, Delivered, Reader, Record, TestProducer};
-use support::sluice::{
+use sluice_testkit::kafka::{self, Delivered, Reader, Record, TestProducer};
+use sluice_testkit::sluice::{
     Scene, SluiceProcess, TIMEOUT, digest_of_file, plugin_path, plugins_dir, repo_dir,
 };
 
@@ -398,7 +396,7 @@ fn kill_9_mid_stream_then_restart_loses_nothing() {
     );
 
     let mut first = scene.start(&config, "first");
-    first.wait_for_log("partition assigned", 4);
+    first.wait_assigned("kill", 4);
 
     // The stream: 20,000 events over about four seconds.
     let stream_bootstrap = bootstrap.clone();
@@ -563,8 +561,6 @@ fn two_processes_share_the_partitions_and_process_everything() {
     let scene = Scene::new();
     let bootstrap = scene.bootstrap();
     scene.create_topics(&[("events", 4), ("events-out", 4), ("events-dlq", 1)]);
-    // hostile passes `log:<msg>` events through and logs `<msg>`, so each
-    // process's log says which events it processed.
     let config = single_plugin_config(
         &scene,
         "scale",
@@ -576,14 +572,17 @@ fn two_processes_share_the_partitions_and_process_everything() {
     );
 
     let mut a = scene.start(&config, "a");
-    a.wait_for_log("partition assigned", 4);
+    a.wait_assigned("scale", 4);
     let mut b = scene.start(&config, "b");
-    b.wait_for_log("partition assigned", 1);
     // Let the cooperative rebalance settle: `a` gave up what `b` got.
-    a.wait_for_log("partition revoked", 1);
+    b.wait_status("b owning partitions", |s| s.assigned("scale") > 0);
+    a.wait_status("a and b sharing the 4 partitions", |s| {
+        let b_owns = b.status().map_or(0, |t| t.assigned("scale"));
+        s.revocations("scale") > 0 && s.assigned("scale") + b_owns == 4
+    });
 
     let records: Vec<(String, String)> = (0..EVENTS)
-        .map(|i| (format!("k-{i:05}"), format!("log:ev-{i:05}")))
+        .map(|i| (format!("k-{i:05}"), format!("ev-{i:05}")))
         .collect();
     kafka::produce(&bootstrap, "events", &records);
 
@@ -595,10 +594,18 @@ fn two_processes_share_the_partitions_and_process_everything() {
         a.describe(),
         b.describe()
     );
+    // What each process processed, by its own count.
+    let events = |run: &SluiceProcess| {
+        let status = run.status().expect("a status");
+        status
+            .pipeline("scale")
+            .map_or(0, |p| p["events"].as_u64().unwrap_or(0))
+    };
+    let (by_a, by_b) = (events(&a), events(&b));
     a.stop();
     b.stop();
 
-    let expected: BTreeSet<String> = (0..EVENTS).map(|i| format!("log:ev-{i:05}")).collect();
+    let expected: BTreeSet<String> = (0..EVENTS).map(|i| format!("ev-{i:05}")).collect();
     let outputs: BTreeSet<String> = reader
         .of("events-out")
         .into_iter()
@@ -608,33 +615,13 @@ fn two_processes_share_the_partitions_and_process_everything() {
     assert!(reader.of("events-dlq").is_empty(), "dead letters");
 
     // Both processes held partitions and processed events.
-    let processed_by = |log: &str| -> BTreeSet<String> {
-        log.lines()
-            .filter(|l| l.contains("sluice::plugin"))
-            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("ev-")))
-            .map(str::to_owned)
-            .collect()
-    };
-    let (by_a, by_b) = (processed_by(&a.stderr()), processed_by(&b.stderr()));
-    println!(
-        "scale-out: process a processed {} events, process b {}",
-        by_a.len(),
-        by_b.len()
-    );
+    println!("scale-out: process a processed {by_a} events, process b {by_b}");
+    assert!(by_a > 0, "process a processed nothing\n{}", a.describe());
+    assert!(by_b > 0, "process b processed nothing\n{}", b.describe());
     assert!(
-        !by_a.is_empty(),
-        "process a processed nothing\n{}",
-        a.describe()
-    );
-    assert!(
-        !by_b.is_empty(),
-        "process b processed nothing\n{}",
-        b.describe()
-    );
-    assert_eq!(
-        by_a.union(&by_b).count(),
-        EVENTS,
-        "every event was processed by one of them"
+        by_a + by_b >= EVENTS as u64,
+        "together they processed {} of {EVENTS} events",
+        by_a + by_b
     );
 }
 
@@ -840,13 +827,13 @@ fn bad_configs_fail_check_and_run_clearly_and_consume_nothing() {
                     out.text()
                 );
             }
-            assert!(
-                !out.stderr.contains("pipeline started"),
-                "{what} started a pipeline\n{}",
-                out.text()
-            );
         }
     }
+
+    // Nothing ran: no record was written anywhere...
+    let mut reader = Reader::new(&bootstrap, &["orders-enriched", "orders-dlq"]);
+    reader.poll_for(Duration::from_secs(2));
+    assert_eq!(reader.records(), [], "a bad config wrote records");
 
     // Nothing joined a group, so nothing was committed.
     for case in &cases {

@@ -7,8 +7,6 @@
 //! one compiled copy of each plugin; each test still starts its own runner
 //! (its own instances), so tests stay independent.
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,7 +17,7 @@ use sluice::plugin::{
     PluginEngine, PluginError, PluginRunner, Sandbox,
 };
 
-use support::sluice::plugin_path;
+use sluice_testkit::sluice::plugin_path;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -76,7 +74,7 @@ fn hostile_with(limits: Limits, sandbox: Sandbox) -> PluginRunner {
         InstanceSettings {
             limits,
             sandbox,
-            config: Vec::new(),
+            ..InstanceSettings::default()
         },
     )
 }

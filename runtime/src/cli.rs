@@ -7,11 +7,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::exec::{self, ExecOptions};
-use crate::plugin::{DirGrant, InstanceSettings, Limits, Sandbox};
+use crate::plugin::{
+    DEFAULT_DEADLINE_MS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_MIB, DirGrant, InstanceSettings,
+    Limits, MAX_MEMORY_MIB, Sandbox,
+};
 use crate::supervisor::{self, Supervisor};
 use crate::{demo, reload};
 
@@ -47,8 +51,9 @@ enum Command {
         /// periodically and on SIGHUP.
         #[arg(long)]
         no_watch: bool,
-        /// Serve Prometheus metrics at `/metrics` and liveness at
-        /// `/healthz` on this address (e.g. 127.0.0.1:9464).
+        /// Serve Prometheus metrics at `/metrics`, liveness at `/healthz`
+        /// and what runs at `/api/status` on this address (e.g.
+        /// 127.0.0.1:9464).
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
     },
@@ -93,13 +98,15 @@ struct ExecArgs {
 #[derive(Debug, Args)]
 struct LimitArgs {
     /// Memory cap of the plugin instance, in MiB.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = DEFAULT_MEMORY_MIB,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_MEMORY_MIB as u64))]
     memory_mib: usize,
     /// Deadline of one call into the plugin, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = DEFAULT_DEADLINE_MS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     deadline_ms: u64,
     /// Largest output record (key + value + headers), in bytes.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = DEFAULT_MAX_OUTPUT_BYTES)]
     max_output_bytes: usize,
 }
 
@@ -127,21 +134,12 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 impl LimitArgs {
-    fn limits(&self) -> anyhow::Result<Limits> {
-        if self.memory_mib == 0 || self.memory_mib > 4096 {
-            bail!(
-                "--memory-mib must be between 1 and 4096 (a 32-bit Wasm memory), got {}",
-                self.memory_mib
-            );
-        }
-        if self.deadline_ms == 0 {
-            bail!("--deadline-ms must be at least 1");
-        }
-        Ok(Limits {
+    fn limits(&self) -> Limits {
+        Limits {
             memory_bytes: self.memory_mib << 20,
             deadline: Duration::from_millis(self.deadline_ms),
             max_output_bytes: self.max_output_bytes,
-        })
+        }
     }
 }
 
@@ -252,7 +250,11 @@ fn run_command(
     // Served once the pipelines run, so a healthy answer means running.
     let stop_http = tokio_util::sync::CancellationToken::new();
     let http_task = match http {
-        Some(addr) => Some(runtime.block_on(crate::http::serve(addr, stop_http.clone()))?),
+        Some(addr) => Some(runtime.block_on(crate::http::serve(
+            addr,
+            supervisor.status().clone(),
+            stop_http.clone(),
+        ))?),
         None => None,
     };
     if let Some(kafka) = supervisor.embedded() {
@@ -278,9 +280,10 @@ fn exec_command(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let options = ExecOptions {
         plugin: args.plugin,
         settings: InstanceSettings {
-            limits: args.limits.limits()?,
+            limits: args.limits.limits(),
             sandbox: args.sandbox.sandbox()?,
             config: args.config,
+            ..InstanceSettings::default()
         },
         batch_size: args.batch_size,
     };

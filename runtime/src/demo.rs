@@ -3,17 +3,16 @@
 //! a few malformed ones, lets the first pipeline process them, then shows
 //! what landed in the result and dead-letter topics.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
+use crate::headers;
+use crate::kafka::{RecordRef, TopicReader, Writer};
+use crate::plugin::Event;
 use crate::supervisor::Supervisor;
 
 /// What the demo produces.
@@ -22,25 +21,6 @@ pub struct DemoOptions {
     pub orders: usize,
     pub customers: usize,
     pub timeout: Duration,
-}
-
-/// One record read back from a topic.
-#[derive(Debug, Clone)]
-pub struct Landed {
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<String>,
-    pub value: Option<String>,
-    pub headers: Vec<(String, String)>,
-}
-
-impl Landed {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 /// The tutorial's order `i`: `ORD-%04d` for customer `CUST-%03d`.
@@ -88,11 +68,7 @@ pub fn run(config: Config, options: &DemoOptions) -> anyhow::Result<()> {
         pipeline.name
     );
 
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("linger.ms", "5")
-        .create()
-        .context("cannot create the demo producer")?;
+    let mut writer = Writer::to(&brokers, &[]).context("cannot create the demo producer")?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -105,18 +81,16 @@ pub fn run(config: Config, options: &DemoOptions) -> anyhow::Result<()> {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     for (key, value) in &records {
-        let mut record = BaseRecord::to(&input).key(key).payload(value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
+        let record = RecordRef {
+            key: Some(key.as_bytes()),
+            value: Some(value.as_bytes()),
+            ..RecordRef::to(&input)
+        };
+        writer
+            .send(record)
+            .context("cannot write the demo orders")?;
     }
-    producer
+    writer
         .flush(Duration::from_secs(30))
         .context("cannot write the demo orders")?;
     println!(
@@ -127,7 +101,7 @@ pub fn run(config: Config, options: &DemoOptions) -> anyhow::Result<()> {
     );
 
     // The demo's own clients go before the (possibly embedded) broker does.
-    drop(producer);
+    drop(writer);
     let expected = records.len();
     let (results, dead) = read_back(
         &brokers,
@@ -156,65 +130,42 @@ pub fn read_back(
     dlq: &str,
     expected: usize,
     timeout: Duration,
-) -> anyhow::Result<(Vec<Landed>, Vec<Landed>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "sluice-demo-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .context("cannot create the demo reader")?;
-    let mut tpl = TopicPartitionList::new();
-    for topic in [output, dlq] {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .with_context(|| format!("cannot read metadata of `{topic}`"))?;
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-            }
-        }
-    }
-    consumer.assign(&tpl)?;
+) -> anyhow::Result<(Vec<Event>, Vec<Event>)> {
+    let reader = TopicReader::new(brokers, &[output, dlq], Duration::from_secs(10))
+        .context("cannot read the results back")?;
     let (mut results, mut dead) = (Vec::new(), Vec::new());
     let deadline = Instant::now() + timeout;
     while results.len() + dead.len() < expected && Instant::now() < deadline {
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+        let Some(record) = reader.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let message = message?;
-        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-        let landed = Landed {
-            partition: message.partition(),
-            offset: message.offset(),
-            key: text(message.key()),
-            value: text(message.payload()),
-            headers: message
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| {
-                            let v = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
-                            (h.key.to_owned(), v.unwrap_or_default())
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        if message.topic() == output {
-            results.push(landed);
+        let record = record?;
+        if record.topic == output {
+            results.push(record);
         } else {
-            dead.push(landed);
+            dead.push(record);
         }
     }
     Ok((results, dead))
+}
+
+/// Bytes as text, invalid UTF-8 replaced.
+fn text(bytes: Option<&[u8]>) -> Option<Cow<'_, str>> {
+    bytes.map(String::from_utf8_lossy)
+}
+
+/// The value of a record's last header called `name`, as text.
+fn header<'a>(record: &'a Event, name: &str) -> Option<Cow<'a, str>> {
+    let value = record.headers.iter().rev().find(|(k, _)| k == name)?;
+    text(Some(&value.1))
 }
 
 /// The human-readable summary of what landed where.
 pub fn report(
     output: &str,
     dlq: &str,
-    results: &[Landed],
-    dead: &[Landed],
+    results: &[Event],
+    dead: &[Event],
     expected: usize,
 ) -> String {
     use std::fmt::Write as _;
@@ -225,7 +176,7 @@ pub fn report(
         let Some(json) = r
             .value
             .as_deref()
-            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+            .and_then(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
         else {
             continue;
         };
@@ -252,21 +203,24 @@ pub fn report(
             if in_order { "in order" } else { "OUT OF ORDER" }
         );
     }
-    if let Some(sample) = results.first().and_then(|r| r.value.as_deref()) {
+    if let Some(sample) = results.first().and_then(|r| text(r.value.as_deref())) {
         let _ = writeln!(out, "  sample: {sample}");
     }
     let _ = writeln!(out, "\n`{dlq}`: {} dead letters", dead.len());
     for d in dead {
+        let or = |value: Option<Cow<'_, str>>, missing: &'static str| {
+            value.unwrap_or(Cow::Borrowed(missing)).into_owned()
+        };
         let _ = writeln!(
             out,
             "  key={} kind={} source={}/{}@{}\n    message: {}\n    value: {}",
-            d.key.as_deref().unwrap_or("-"),
-            d.header("sluice.error.kind").unwrap_or("?"),
-            d.header("sluice.source.topic").unwrap_or("?"),
-            d.header("sluice.source.partition").unwrap_or("?"),
-            d.header("sluice.source.offset").unwrap_or("?"),
-            d.header("sluice.error.message").unwrap_or("?"),
-            d.value.as_deref().unwrap_or("<tombstone>"),
+            or(text(d.key.as_deref()), "-"),
+            or(header(d, headers::KIND), "?"),
+            or(header(d, headers::SOURCE_TOPIC), "?"),
+            or(header(d, headers::SOURCE_PARTITION), "?"),
+            or(header(d, headers::SOURCE_OFFSET), "?"),
+            or(header(d, headers::MESSAGE), "?"),
+            or(text(d.value.as_deref()), "<tombstone>"),
         );
     }
     let total = results.len() + dead.len();

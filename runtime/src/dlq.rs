@@ -23,22 +23,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::headers as header;
 use crate::plugin::{Event, Failure};
-
-/// Header names of the envelope.
-pub mod header {
-    pub const KIND: &str = "sluice.error.kind";
-    pub const MESSAGE: &str = "sluice.error.message";
-    pub const PIPELINE: &str = "sluice.pipeline";
-    pub const PLUGIN: &str = "sluice.plugin";
-    pub const DIGEST: &str = "sluice.plugin.digest";
-    pub const SOURCE_TOPIC: &str = "sluice.source.topic";
-    pub const SOURCE_PARTITION: &str = "sluice.source.partition";
-    pub const SOURCE_OFFSET: &str = "sluice.source.offset";
-    pub const SOURCE_TIMESTAMP: &str = "sluice.source.timestamp";
-    pub const ATTEMPTS: &str = "sluice.attempts";
-    pub const FAILED_AT: &str = "sluice.failed.at";
-}
 
 /// Who failed an event, for the envelope.
 #[derive(Debug, Clone)]

@@ -1,30 +1,38 @@
 //! The operations endpoint of `sluice run --http ADDR`: Prometheus metrics
-//! at `/metrics` and liveness at `/healthz`.
+//! at `/metrics`, liveness at `/healthz`, and what runs at `/api/status`
+//! (pipelines, plugin versions, assigned partitions, reload history; see
+//! [`crate::status`]). Read-only.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use axum::Router;
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
+use crate::status::{Status, StatusView};
 
 /// Binds `addr` and serves until `stop` is cancelled. Binding errors are
 /// returned at once, so a taken port fails `sluice run` at start.
 pub async fn serve(
     addr: SocketAddr,
+    status: Arc<Status>,
     stop: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for --http: {e}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, "serving /metrics and /healthz");
+    tracing::info!(address = %local, "serving /metrics, /healthz and /api/status");
     let app = Router::new()
         .route("/metrics", get(metrics_text))
-        .route("/healthz", get(|| async { "ok\n" }));
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/status", get(status_json))
+        .with_state(status);
     Ok(tokio::spawn(async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(stop.cancelled_owned())
@@ -43,4 +51,8 @@ async fn metrics_text() -> impl IntoResponse {
         )],
         metrics::global().encode(),
     )
+}
+
+async fn status_json(State(status): State<Arc<Status>>) -> Json<StatusView> {
+    Json(status.view())
 }

@@ -15,26 +15,36 @@
 //!   validation with `FILE:LINE:COL` messages, what a reload must restart.
 //! - [`pipeline`]: one running pipeline: poll thread, per-partition batches,
 //!   workers with their plugin chains, the producer, at-least-once offsets.
-//! - [`dlq`]: the dead-letter envelope and its headers.
-//! - [`kafka`]: client configuration and the embedded broker.
+//! - [`dlq`]: the dead-letter envelope; [`headers`]: the names of every
+//!   `sluice.*` header.
+//! - [`kafka`]: client configuration, the embedded broker, and the client
+//!   tools the demo and the tests share (write with delivery reports, read
+//!   topics back, a group's committed offsets).
 //!
 //! Running it:
 //! - [`supervisor`]: the pipelines of one config file, loading plugins,
 //!   applying plugin and config reloads.
 //! - [`reload`]: what triggers a reload (file events, periodic checks,
 //!   SIGHUP); [`shutdown`]: stop signals.
-//! - [`metrics`]: Prometheus counters; [`http`]: `/metrics` and `/healthz`.
+//! - [`metrics`]: Prometheus counters; [`status`]: what runs and the
+//!   reload history; [`http`]: `/metrics`, `/healthz`, `/api/status`.
 //! - [`demo`]: the tutorial scenario behind `sluice demo`.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
-//! - [`bench`]: `sluice-bench` (`scripts/bench`): throughput against raw
-//!   rdkafka and the Python tutorial loop, the cost of the Wasm boundary.
+//!
+//! Outside this crate: the benchmark (`runtime/bench`, `sluice-bench`) and
+//! the test kit (`tests/kit`, `sluice-testkit`: the tansu launcher, the
+//! `sluice` process harness) use this library like any client would.
 
-pub mod bench;
+// Event and reload paths must not panic on bad input: outside tests, the
+// library handles every error instead of unwrapping it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod dlq;
 pub mod exec;
+pub mod headers;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
@@ -42,4 +52,5 @@ pub mod pipeline;
 pub mod plugin;
 pub mod reload;
 pub mod shutdown;
+pub mod status;
 pub mod supervisor;

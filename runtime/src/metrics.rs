@@ -19,6 +19,7 @@ pub struct Metrics {
     outputs: Family<Labels, Counter>,
     dead_letters: Family<Labels, Counter>,
     reloads: Family<Labels, Counter>,
+    instances: Family<Labels, Counter>,
 }
 
 /// The process's metrics.
@@ -34,6 +35,7 @@ impl Metrics {
         let outputs = Family::<Labels, Counter>::default();
         let dead_letters = Family::<Labels, Counter>::default();
         let reloads = Family::<Labels, Counter>::default();
+        let instances = Family::<Labels, Counter>::default();
         registry.register("events", "Events consumed and processed", events.clone());
         registry.register("outputs", "Output records written", outputs.clone());
         registry.register(
@@ -43,8 +45,14 @@ impl Metrics {
         );
         registry.register(
             "reloads",
-            "Plugin and config reloads, by kind (plugin, config) and outcome (ok, failed, refused)",
+            "Plugin and config reloads, by kind (plugin, config) and outcome (ok, failed, refused, partial)",
             reloads.clone(),
+        );
+        registry.register(
+            "plugin_instances",
+            "Plugin instances started (each ran `init`), by pipeline and plugin: at start, \
+             for a hot reload, and to replace one that trapped",
+            instances.clone(),
         );
         Metrics {
             registry,
@@ -52,6 +60,7 @@ impl Metrics {
             outputs,
             dead_letters,
             reloads,
+            instances,
         }
     }
 
@@ -65,6 +74,14 @@ impl Metrics {
         }
     }
 
+    /// The counter of instances of `plugin` started for `pipeline`.
+    pub fn instances(&self, pipeline: &str, plugin: &str) -> Counter {
+        self.instances.get_or_create_owned(&vec![
+            ("pipeline".to_owned(), pipeline.to_owned()),
+            ("plugin".to_owned(), plugin.to_owned()),
+        ])
+    }
+
     /// Counts a reload attempt.
     pub fn reload(&self, kind: &str, outcome: &str) {
         self.reloads
@@ -73,16 +90,6 @@ impl Metrics {
                 ("outcome".to_owned(), outcome.to_owned()),
             ])
             .inc();
-    }
-
-    /// Reload attempts so far of `kind` with `outcome`.
-    pub fn reloads(&self, kind: &str, outcome: &str) -> u64 {
-        self.reloads
-            .get_or_create(&vec![
-                ("kind".to_owned(), kind.to_owned()),
-                ("outcome".to_owned(), outcome.to_owned()),
-            ])
-            .get()
     }
 
     /// The text exposition format.
@@ -95,7 +102,7 @@ impl Metrics {
 }
 
 /// One pipeline's counters.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct PipelineMetrics {
     pipeline: String,
     pub events: Counter,

@@ -240,7 +240,7 @@ mod tests {
     fn json_borrowed_and_owned() {
         let event = Event::new(r#"{"id":"A-1","amount":2.5}"#);
         assert_eq!(
-            event.json::<Order>(),
+            event.json::<Order<'_>>(),
             Ok(Order {
                 id: "A-1",
                 amount: 2.5
@@ -262,7 +262,9 @@ mod tests {
             )
         );
 
-        let err = Event::new(r#"{"id":"A-1"}"#).json::<Order>().unwrap_err();
+        let err = Event::new(r#"{"id":"A-1"}"#)
+            .json::<Order<'_>>()
+            .unwrap_err();
         assert_eq!(
             err,
             ProcessError::invalid(

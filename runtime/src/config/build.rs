@@ -15,11 +15,11 @@ use super::raw::{
     FlatTable, RawFile, RawKafka, RawLimits, RawPipeline, RawRetry, RawSandbox, RawStep,
 };
 use super::{
-    Brokers, Config, DEFAULT_BATCH_SIZE, DEFAULT_CLIENT_ID, DEFAULT_PARTITIONS, DEFAULT_WORKERS,
-    KafkaConfig, MAX_MEMORY_MIB, PipelineConfig, PipelineSites, RESERVED_PROPERTIES, RetryPolicy,
-    StepConfig,
+    Brokers, Config, DEFAULT_BATCH_SIZE, DEFAULT_CLIENT_ID, DEFAULT_ORIGIN_HEADERS,
+    DEFAULT_PARTITIONS, DEFAULT_WORKERS, KafkaConfig, PipelineConfig, PipelineSites, RetryPolicy,
+    StepConfig, default_group_id,
 };
-use crate::plugin::{DirGrant, Limits, Sandbox};
+use crate::plugin::{DirGrant, Limits, MAX_MEMORY_MIB, Sandbox};
 
 /// A plugin's `init` config, as [`StepConfig::config`] holds it.
 type InitConfig = Vec<(String, String)>;
@@ -177,7 +177,7 @@ fn properties(
 ) -> BTreeMap<String, String> {
     let mut properties = BTreeMap::new();
     for (key, value) in table {
-        if let Some((_, why)) = RESERVED_PROPERTIES.iter().find(|(name, _)| *name == key) {
+        if let Some(why) = crate::kafka::reserved(&key) {
             check.at(
                 value.span(),
                 format!("`{section}`: `{key}` cannot be set here: {why}"),
@@ -283,7 +283,7 @@ fn pipeline(
 
     let group = raw.group_id.unwrap_or_else(|| {
         // The default points at the name, whose value it is made from.
-        Spanned::new(p.here.clone(), format!("sluice.{name}"))
+        Spanned::new(p.here.clone(), default_group_id(&name))
     });
     if group.get_ref().trim().is_empty() {
         p.at(group.span(), "`group_id` is empty");
@@ -320,7 +320,7 @@ fn pipeline(
         batch_size,
         workers,
         partitions,
-        origin_headers: raw.origin_headers.unwrap_or(true),
+        origin_headers: raw.origin_headers.unwrap_or(DEFAULT_ORIGIN_HEADERS),
         limits,
         retry,
         sandbox,

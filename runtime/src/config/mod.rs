@@ -48,7 +48,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::plugin::{Limits, Sandbox};
+use crate::plugin::{InstanceSettings, Limits, Sandbox};
 
 pub use error::{ConfigError, Problem, display_problems};
 
@@ -60,8 +60,13 @@ pub const DEFAULT_WORKERS: usize = 1;
 pub const DEFAULT_PARTITIONS: i32 = 3;
 /// Default of `kafka.client_id`.
 pub const DEFAULT_CLIENT_ID: &str = "sluice";
-/// Largest `limits.memory_mib`: a 32-bit Wasm memory cannot grow past 4 GiB.
-pub const MAX_MEMORY_MIB: usize = 4096;
+/// Default of `origin_headers`.
+pub const DEFAULT_ORIGIN_HEADERS: bool = true;
+
+/// The consumer group of a pipeline that names none.
+pub fn default_group_id(pipeline: &str) -> String {
+    format!("sluice.{pipeline}")
+}
 
 /// A loaded, validated pipeline file.
 #[derive(Debug, Clone)]
@@ -129,19 +134,6 @@ impl fmt::Display for Brokers {
     }
 }
 
-/// librdkafka properties Sluice sets itself, with the reason; setting them in
-/// `[kafka.consumer]` or `[kafka.producer]` is an error.
-pub const RESERVED_PROPERTIES: &[(&str, &str)] = &[
-    ("bootstrap.servers", "it is set from `kafka.brokers`"),
-    ("metadata.broker.list", "it is set from `kafka.brokers`"),
-    ("client.id", "it is set from `kafka.client_id`"),
-    ("group.id", "it is set from each pipeline's `group_id`"),
-    (
-        "enable.auto.offset.store",
-        "Sluice stores an offset only once its outputs are acknowledged (at-least-once)",
-    ),
-];
-
 /// One `[[pipeline]]`: where events come from, which plugins they go
 /// through, where results and failures go.
 ///
@@ -182,9 +174,51 @@ pub struct PipelineConfig {
 }
 
 impl PipelineConfig {
+    /// A pipeline with every optional setting at its default: what a file
+    /// setting only these fields gives.
+    pub fn new(
+        name: &str,
+        inputs: Vec<String>,
+        steps: Vec<StepConfig>,
+        output: &str,
+        dlq: &str,
+    ) -> Self {
+        PipelineConfig {
+            name: name.to_owned(),
+            inputs,
+            steps,
+            output: output.to_owned(),
+            dlq: dlq.to_owned(),
+            allowed_outputs: BTreeSet::new(),
+            group_id: default_group_id(name),
+            batch_size: DEFAULT_BATCH_SIZE,
+            workers: DEFAULT_WORKERS,
+            partitions: DEFAULT_PARTITIONS,
+            origin_headers: DEFAULT_ORIGIN_HEADERS,
+            limits: Limits::default(),
+            retry: RetryPolicy::default(),
+            sandbox: Sandbox::default(),
+        }
+    }
+
     /// Whether a plugin of this pipeline may write to `topic`.
     pub fn allows(&self, topic: &str) -> bool {
         topic == self.output || self.allowed_outputs.contains(topic)
+    }
+
+    /// The topics a plugin may write to: `output`, then `allowed_outputs`.
+    pub fn allowed_topics(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.output.as_str()).chain(self.allowed_outputs.iter().map(String::as_str))
+    }
+
+    /// What a fresh instance of `step` (one of this pipeline's) needs.
+    pub fn instance_settings(&self, step: &StepConfig) -> InstanceSettings {
+        InstanceSettings {
+            limits: self.limits.clone(),
+            sandbox: self.sandbox.clone(),
+            config: step.config.clone(),
+            starts: crate::metrics::global().instances(&self.name, &step.plugin),
+        }
     }
 
     /// Every topic this pipeline touches: inputs, output, allowed outputs

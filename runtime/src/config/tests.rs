@@ -704,3 +704,25 @@ fn a_file_without_pipelines_is_invalid() {
         ["config/x.toml: no pipeline: add a `[[pipeline]]` table"]
     );
 }
+
+#[test]
+fn properties_at_least_once_depends_on_cannot_be_set() {
+    let text = MINIMAL.replace(
+        "[plugins]",
+        "[kafka.consumer]\n\"enable.auto.commit\" = false\n\"enable.auto.offset.store\" = true\n[plugins]",
+    );
+    let lines = error_lines(&text);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "config/x.toml:4:24: `kafka.consumer`: `enable.auto.commit` cannot be set here"
+        ),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with(
+            "config/x.toml:5:30: `kafka.consumer`: `enable.auto.offset.store` cannot be set here"
+        ),
+        "{lines:?}"
+    );
+}

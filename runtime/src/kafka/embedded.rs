@@ -3,8 +3,10 @@
 //! can connect to the address it prints. It keeps a few MiB per partition,
 //! so it is for demos and tests, not for production or long benchmarks.
 
+use rdkafka::error::KafkaError;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::RDKafkaErrorCode;
 
 /// A running mock cluster; dropping it stops the brokers.
 pub struct EmbeddedKafka {
@@ -26,10 +28,14 @@ impl EmbeddedKafka {
         &self.bootstrap
     }
 
-    /// Creates a topic (the mock cluster has no CreateTopics API).
+    /// Creates a topic unless it exists (the mock cluster has no
+    /// CreateTopics API). An existing topic keeps its partitions.
     pub fn create_topic(&self, name: &str, partitions: i32) -> anyhow::Result<()> {
-        self.cluster
-            .create_topic(name, partitions, 1)
-            .map_err(|e| anyhow::anyhow!("cannot create topic {name} on the embedded broker: {e}"))
+        match self.cluster.create_topic(name, partitions, 1) {
+            Ok(()) | Err(KafkaError::MockCluster(RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
+            Err(e) => Err(anyhow::anyhow!(
+                "cannot create topic {name} on the embedded broker: {e}"
+            )),
+        }
     }
 }

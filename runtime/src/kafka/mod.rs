@@ -1,21 +1,107 @@
-//! Kafka clients: how consumer and producer configurations are built from
-//! the pipeline TOML, and the embedded broker for trying Sluice without
-//! Kafka.
+//! Kafka clients: how the pipelines' consumer and producer configurations
+//! are built from the pipeline TOML, and the few client tools that other
+//! parts of Sluice and its tests share.
+//!
+//! - this module: client configuration, and the properties Sluice owns;
+//! - [`embedded`]: the in-process broker for trying Sluice without Kafka;
+//! - [`writer`]: producing records and learning where each one landed;
+//! - [`reader`]: reading whole topics from the beginning without joining a
+//!   group, and turning Kafka messages into plugin events;
+//! - [`offsets`]: a group's committed offsets, read without joining it.
 
 pub mod embedded;
+pub mod offsets;
+pub mod reader;
+pub mod writer;
 
 use rdkafka::ClientConfig;
 
 use crate::config::KafkaConfig;
 
-/// Consumer settings Sluice needs for at-least-once; users cannot override
-/// them because the delivery guarantee depends on them.
-const CONSUMER_FIXED: &[(&str, &str)] = &[
-    // Offsets are stored only after every output of an event and of all
-    // earlier events of its partition is acknowledged.
-    ("enable.auto.offset.store", "false"),
-    ("enable.auto.commit", "true"),
+pub use offsets::GroupOffsets;
+pub use reader::{TopicReader, event_of};
+pub use writer::{Delivered, RecordRef, Writer, send_waiting};
+
+/// Which clients a reserved property is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clients {
+    Both,
+    Consumer,
+}
+
+/// What Sluice sets a reserved property to.
+#[derive(Debug, Clone, Copy)]
+enum Value {
+    /// `kafka.brokers`.
+    Brokers,
+    /// `kafka.client_id`.
+    ClientId,
+    /// The pipeline's `group_id`.
+    GroupId,
+    /// This value, always.
+    Fixed(&'static str),
+    /// Nothing: an alias of a property Sluice sets.
+    Alias,
+}
+
+/// A librdkafka property Sluice sets itself.
+#[derive(Debug)]
+pub struct Reserved {
+    /// The property.
+    pub name: &'static str,
+    /// Why a pipeline file may not set it.
+    pub why: &'static str,
+    clients: Clients,
+    value: Value,
+}
+
+/// The properties Sluice sets itself: a pipeline file that sets one in
+/// `[kafka.consumer]` or `[kafka.producer]` is refused, because the
+/// connection or the delivery guarantee depends on them.
+pub const RESERVED: &[Reserved] = &[
+    Reserved {
+        name: "bootstrap.servers",
+        why: "it is set from `kafka.brokers`",
+        clients: Clients::Both,
+        value: Value::Brokers,
+    },
+    Reserved {
+        name: "metadata.broker.list",
+        why: "it is set from `kafka.brokers`",
+        clients: Clients::Both,
+        value: Value::Alias,
+    },
+    Reserved {
+        name: "client.id",
+        why: "it is set from `kafka.client_id`",
+        clients: Clients::Both,
+        value: Value::ClientId,
+    },
+    Reserved {
+        name: "group.id",
+        why: "it is set from each pipeline's `group_id`",
+        clients: Clients::Consumer,
+        value: Value::GroupId,
+    },
+    Reserved {
+        name: "enable.auto.offset.store",
+        why: "Sluice stores an offset only once its outputs are acknowledged (at-least-once)",
+        clients: Clients::Consumer,
+        value: Value::Fixed("false"),
+    },
+    Reserved {
+        name: "enable.auto.commit",
+        why: "Sluice relies on librdkafka committing the offsets it stores; without it they \
+              would be committed only at shutdown",
+        clients: Clients::Consumer,
+        value: Value::Fixed("true"),
+    },
 ];
+
+/// Why `name` may not be set in a pipeline file, if it is reserved.
+pub fn reserved(name: &str) -> Option<&'static str> {
+    RESERVED.iter().find(|r| r.name == name).map(|r| r.why)
+}
 
 /// Consumer defaults a user may override.
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
@@ -34,44 +120,103 @@ const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("partitioner", "murmur2_random"),
 ];
 
+/// What the reserved properties of one client are set from.
+struct Given<'a> {
+    brokers: &'a str,
+    client_id: &'a str,
+    /// The consumer's group; `None` for a producer.
+    group_id: Option<&'a str>,
+}
+
 /// The consumer configuration of one pipeline.
 pub fn consumer_config(kafka: &KafkaConfig, brokers: &str, group_id: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        .set("client.id", &kafka.client_id)
-        .set("group.id", group_id);
-    for (k, v) in CONSUMER_DEFAULTS {
-        config.set(*k, *v);
-    }
-    for (k, v) in &kafka.consumer {
-        config.set(k, v);
-    }
-    for (k, v) in CONSUMER_FIXED {
-        if let Some(user) = kafka.consumer.get(*k).filter(|user| user.as_str() != *v) {
-            tracing::warn!(
-                property = k,
-                user,
-                forced = v,
-                "overriding a consumer property at-least-once depends on"
-            );
-        }
-        config.set(*k, *v);
-    }
-    config
+    let given = Given {
+        brokers,
+        client_id: &kafka.client_id,
+        group_id: Some(group_id),
+    };
+    build(CONSUMER_DEFAULTS, &kafka.consumer, &given)
 }
 
 /// The producer configuration of one pipeline.
 pub fn producer_config(kafka: &KafkaConfig, brokers: &str) -> ClientConfig {
+    let given = Given {
+        brokers,
+        client_id: &kafka.client_id,
+        group_id: None,
+    };
+    build(PRODUCER_DEFAULTS, &kafka.producer, &given)
+}
+
+/// Defaults, then the user's properties, then the reserved ones.
+fn build(
+    defaults: &[(&str, &str)],
+    user: &std::collections::BTreeMap<String, String>,
+    given: &Given<'_>,
+) -> ClientConfig {
     let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        .set("client.id", &kafka.client_id);
-    for (k, v) in PRODUCER_DEFAULTS {
+    for (k, v) in defaults {
         config.set(*k, *v);
     }
-    for (k, v) in &kafka.producer {
+    for (k, v) in user {
         config.set(k, v);
     }
+    for reserved in RESERVED {
+        let value = match (reserved.value, given.group_id) {
+            _ if reserved.clients == Clients::Consumer && given.group_id.is_none() => continue,
+            (Value::Brokers, _) => given.brokers,
+            (Value::ClientId, _) => given.client_id,
+            (Value::GroupId, Some(group_id)) => group_id,
+            (Value::Fixed(value), _) => value,
+            (Value::GroupId, None) | (Value::Alias, _) => continue,
+        };
+        config.set(reserved.name, value);
+    }
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Brokers;
+
+    fn kafka() -> KafkaConfig {
+        KafkaConfig {
+            brokers: Brokers::List("b:9092".into()),
+            client_id: "me".into(),
+            consumer: [("fetch.wait.max.ms".to_owned(), "50".to_owned())].into(),
+            producer: [("linger.ms".to_owned(), "1".to_owned())].into(),
+        }
+    }
+
+    #[test]
+    fn reserved_properties_are_set_from_the_config() {
+        let consumer = consumer_config(&kafka(), "b:9092", "g");
+        for (name, want) in [
+            ("bootstrap.servers", "b:9092"),
+            ("client.id", "me"),
+            ("group.id", "g"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.auto.commit", "true"),
+            ("auto.offset.reset", "earliest"),
+            ("fetch.wait.max.ms", "50"),
+        ] {
+            assert_eq!(consumer.get(name), Some(want), "{name}");
+        }
+        assert_eq!(consumer.get("metadata.broker.list"), None);
+
+        let producer = producer_config(&kafka(), "b:9092");
+        assert_eq!(producer.get("bootstrap.servers"), Some("b:9092"));
+        assert_eq!(producer.get("linger.ms"), Some("1"), "user over default");
+        assert_eq!(producer.get("group.id"), None);
+        assert_eq!(producer.get("enable.auto.commit"), None);
+    }
+
+    #[test]
+    fn every_reserved_property_has_a_reason() {
+        for r in RESERVED {
+            assert_eq!(reserved(r.name), Some(r.why));
+        }
+        assert_eq!(reserved("linger.ms"), None);
+    }
 }

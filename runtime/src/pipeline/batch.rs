@@ -11,15 +11,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::SyncSender;
 
-use super::sink::Control;
 use super::tracker::Tp;
 use crate::plugin::Event;
 
 /// Events of one partition, in offset order, and what is still owed for
 /// them.
-pub struct Batch {
+pub(crate) struct Batch {
     pub tp: Tp,
     /// The partition's assignment generation when the batch was read.
     pub generation: u64,
@@ -38,7 +36,7 @@ pub struct Batch {
 /// for good, so its offsets are never stored: a record that was not
 /// written means redelivery, never loss. A failed record's ticket moves on
 /// to the dead letter written in its place.
-pub struct Ticket {
+pub(crate) struct Ticket {
     batch: Arc<Batch>,
 }
 
@@ -87,24 +85,30 @@ impl Ticket {
         }
     }
 
-    /// Its work is done; the last ticket of a batch tells the poll thread.
-    pub fn release(self, control: &SyncSender<Control>) {
-        if self.batch.unreleased.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // The receiver only goes away with the pipeline, and then
-            // nobody needs the news.
-            let _ = control.send(Control::Done {
-                tp: self.batch.tp.clone(),
-                generation: self.batch.generation,
-                seq: self.batch.seq,
-            });
-        }
+    /// Its work is done. Releasing the last ticket of a batch returns the
+    /// news that the batch is done, for the poll thread.
+    #[must_use = "the last release must reach the poll thread"]
+    pub fn release(self) -> Option<Done> {
+        (self.batch.unreleased.fetch_sub(1, Ordering::AcqRel) == 1).then(|| Done {
+            tp: self.batch.tp.clone(),
+            generation: self.batch.generation,
+            seq: self.batch.seq,
+        })
     }
+}
+
+/// Every record of batch `seq` of `tp` is written (see
+/// [`Ticket::release`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Done {
+    pub tp: Tp,
+    pub generation: u64,
+    pub seq: u64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc;
 
     fn ticket() -> Ticket {
         let tp = Tp {
@@ -116,31 +120,19 @@ mod tests {
 
     #[test]
     fn only_the_last_release_reports_the_batch_done() {
-        let (tx, rx) = mpsc::sync_channel(4);
         let worker = ticket();
         let a = worker.another();
         let b = a.another();
-        a.release(&tx);
-        worker.release(&tx);
-        assert!(rx.try_recv().is_err(), "one ticket is still out");
-        b.release(&tx);
-        match rx.try_recv() {
-            Ok(Control::Done {
-                tp,
-                generation,
-                seq,
-            }) => assert_eq!((tp.partition, generation, seq), (3, 7, 42)),
-            other => panic!("expected Done, got {other:?}"),
-        }
-        assert!(rx.try_recv().is_err(), "reported once");
+        assert_eq!(a.release(), None);
+        assert_eq!(worker.release(), None, "one ticket is still out");
+        let done = b.release().expect("the last release reports");
+        assert_eq!((done.tp.partition, done.generation, done.seq), (3, 7, 42));
     }
 
     #[test]
     fn a_dropped_ticket_keeps_the_batch_in_flight() {
-        let (tx, rx) = mpsc::sync_channel(4);
         let worker = ticket();
         drop(worker.another());
-        worker.release(&tx);
-        assert!(rx.try_recv().is_err());
+        assert_eq!(worker.release(), None);
     }
 }

@@ -4,50 +4,22 @@
 //! retried until it lands, holding its partition's offsets back meanwhile.
 
 use std::sync::Arc;
-use std::sync::mpsc::SyncSender;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use super::batch::Ticket;
-use super::tracker::Tp;
+use super::control::{Control, ControlTx};
 use crate::dlq::{Culprit, DeadLetter};
+use crate::kafka::writer::{RecordRef, owned_headers, send_waiting};
 use crate::plugin::{Failure, FailureKind};
-
-/// Header naming the plugin whose output a record is.
-pub const PLUGIN_HEADER: &str = "sluice.plugin";
-/// Header with the digest of the plugin version that produced a record.
-pub const DIGEST_HEADER: &str = "sluice.plugin.digest";
-
-/// News for the poll thread, from workers and delivery reports.
-#[derive(Debug)]
-pub enum Control {
-    /// Every record of batch `seq` of `tp` is written (see
-    /// [`Ticket::release`]).
-    Done { tp: Tp, generation: u64, seq: u64 },
-    /// An output of event `index` could not be written; the event must be
-    /// dead-lettered instead, under the output's ticket.
-    OutputFailed {
-        ticket: Ticket,
-        index: usize,
-        dead_letter: Arc<DeadLetter>,
-    },
-    /// The dead letter of event `index` could not be written; try again.
-    DeadLetterFailed {
-        ticket: Ticket,
-        index: usize,
-        dead_letter: Arc<DeadLetter>,
-        error: String,
-    },
-}
 
 /// Which plugin produced a record, for headers and dead letters.
 #[derive(Debug, Clone)]
-pub struct Origin {
+pub(crate) struct Origin {
     pub pipeline: Arc<str>,
     pub plugin: Arc<str>,
     pub digest: Arc<str>,
@@ -55,14 +27,14 @@ pub struct Origin {
 
 /// What a delivery report is about: a record written for event `index` of
 /// the ticket's batch.
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub ticket: Ticket,
     pub index: usize,
     pub payload: Payload,
 }
 
 /// The record a delivery report is about, kept for what a failure needs.
-pub enum Payload {
+pub(crate) enum Payload {
     /// An output; on failure, its event goes to the DLQ.
     Output(Arc<Origin>),
     /// A dead letter; on failure it is written again.
@@ -70,8 +42,8 @@ pub enum Payload {
 }
 
 /// Routes delivery reports to the pipeline's bookkeeping.
-pub struct SinkContext {
-    control: SyncSender<Control>,
+pub(crate) struct SinkContext {
+    control: ControlTx,
 }
 
 impl ClientContext for SinkContext {}
@@ -81,19 +53,19 @@ impl ProducerContext for SinkContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, delivery: Box<Delivery>) {
         match result {
-            Ok(_) => delivery.ticket.release(&self.control),
-            // The receiver only goes away when the pipeline is gone, and
-            // then nobody needs the report.
+            Ok(_) => self.control.release(delivery.ticket),
             Err((error, _)) => {
                 if let Some(control) = failure_control(*delivery, error) {
-                    let _ = self.control.send(control);
+                    self.control.send(control);
                 }
             }
         }
     }
 }
 
-/// The control message for a record that could not be written.
+/// The control message for a record that could not be written; `None`
+/// only if the record's event is not in its batch, and then the dropped
+/// ticket holds the batch's offsets back.
 fn failure_control(delivery: Delivery, error: &KafkaError) -> Option<Control> {
     let Delivery {
         ticket,
@@ -111,8 +83,6 @@ fn failure_control(delivery: Delivery, error: &KafkaError) -> Option<Control> {
                 plugin: &by.plugin,
                 digest: &by.digest,
             };
-            // Indices come from the batch itself, so the event is there;
-            // were it not, the dropped ticket holds the offset back.
             let event = ticket.event(index)?;
             let dead_letter = Arc::new(DeadLetter::new(event, &failure, &culprit, 1));
             Some(Control::OutputFailed {
@@ -131,25 +101,16 @@ fn failure_control(delivery: Delivery, error: &KafkaError) -> Option<Control> {
 }
 
 /// A pipeline's producer.
-pub struct Sink {
+pub(crate) struct Sink {
     producer: ThreadedProducer<SinkContext>,
-    control: SyncSender<Control>,
+    control: ControlTx,
     dlq_topic: String,
-}
-
-/// A record to write, borrowing its parts.
-pub struct RecordRef<'a> {
-    pub topic: &'a str,
-    pub key: Option<&'a [u8]>,
-    pub value: Option<&'a [u8]>,
-    pub headers: Option<OwnedHeaders>,
-    pub timestamp_ms: Option<i64>,
 }
 
 impl Sink {
     pub fn new(
         config: &ClientConfig,
-        control: SyncSender<Control>,
+        control: ControlTx,
         dlq_topic: String,
     ) -> Result<Self, KafkaError> {
         let producer = config.create_with_context(SinkContext {
@@ -165,45 +126,21 @@ impl Sink {
     /// Queues a record. Waits while the producer's queue is full; any other
     /// refusal is handled like a failed delivery.
     pub fn send(&self, record: RecordRef<'_>, delivery: Box<Delivery>) {
-        let mut base = BaseRecord::with_opaque_to(record.topic, delivery);
-        if let Some(headers) = record.headers {
-            base = base.headers(headers);
-        }
-        if let Some(key) = record.key {
-            base = base.key(key);
-        }
-        if let Some(value) = record.value {
-            base = base.payload(value);
-        }
-        if let Some(ts) = record.timestamp_ms {
-            base = base.timestamp(ts);
-        }
-        loop {
-            match self.producer.send(base) {
-                Ok(()) => return,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    base = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((error, back)) => {
-                    if let Some(control) = failure_control(*back.delivery_opaque, &error) {
-                        let _ = self.control.send(control);
-                    }
-                    return;
-                }
-            }
+        if let Err((error, refused)) = send_waiting(&self.producer, record.into_base(delivery))
+            && let Some(control) = failure_control(*refused.delivery_opaque, &error)
+        {
+            self.control.send(control);
         }
     }
 
     /// Queues the dead letter of event `index` of the ticket's batch.
     pub fn send_dead_letter(&self, ticket: Ticket, index: usize, dl: Arc<DeadLetter>) {
-        let headers = owned_headers(dl.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
         let record = RecordRef {
-            topic: &self.dlq_topic,
             key: dl.key.as_deref(),
             value: dl.value.as_deref(),
-            headers,
+            headers: owned_headers(dl.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice()))),
             timestamp_ms: dl.timestamp_ms,
+            ..RecordRef::to(&self.dlq_topic)
         };
         // The record borrows from `dl`, which the delivery keeps alive too.
         let delivery = Box::new(Delivery {
@@ -221,10 +158,10 @@ impl Sink {
         // up to 100 ms; the `ThreadedProducer`'s own thread usually takes
         // them first, so every call slept out its whole slice. That thread
         // serves the reports anyway: watch the count instead.
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
         loop {
             let in_flight = self.producer.in_flight_count();
-            if in_flight == 0 || std::time::Instant::now() >= deadline {
+            if in_flight == 0 || Instant::now() >= deadline {
                 return in_flight;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -232,18 +169,105 @@ impl Sink {
     }
 }
 
-/// Builds Kafka headers from name/value pairs; `None` for none, which
-/// spares librdkafka an empty header list per record.
-pub fn owned_headers<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> Option<OwnedHeaders> {
-    let mut pairs = pairs.peekable();
-    pairs.peek()?;
-    let (lower, upper) = pairs.size_hint();
-    let mut headers = OwnedHeaders::new_with_capacity(upper.unwrap_or(lower));
-    for (key, value) in pairs {
-        headers = headers.insert(Header {
-            key,
-            value: Some(value),
-        });
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headers;
+    use crate::pipeline::batch::Batch;
+    use crate::pipeline::chain::tests::event;
+    use crate::pipeline::tracker::Tp;
+    use rdkafka::error::RDKafkaErrorCode;
+
+    fn ticket() -> Ticket {
+        let tp = Tp {
+            topic: "in".into(),
+            partition: 0,
+        };
+        Batch::dispatch(tp, 1, 0, vec![event(5, "a"), event(6, "b")])
     }
-    Some(headers)
+
+    fn origin() -> Arc<Origin> {
+        Arc::new(Origin {
+            pipeline: "p".into(),
+            plugin: "enrich".into(),
+            digest: "sha256:ab".into(),
+        })
+    }
+
+    fn header<'a>(dl: &'a DeadLetter, name: &str) -> Option<&'a str> {
+        dl.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    const REFUSED: KafkaError =
+        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+
+    #[test]
+    fn a_failed_output_dead_letters_its_event_under_the_same_ticket() {
+        let delivery = Delivery {
+            ticket: ticket(),
+            index: 1,
+            payload: Payload::Output(origin()),
+        };
+        let Some(Control::OutputFailed {
+            ticket,
+            index,
+            dead_letter,
+        }) = failure_control(delivery, &REFUSED)
+        else {
+            panic!("expected OutputFailed");
+        };
+        assert_eq!((ticket.batch().seq, index), (0, 1));
+        assert_eq!(dead_letter.value.as_deref(), Some(&b"b"[..]));
+        assert_eq!(header(&dead_letter, headers::KIND), Some("produce-failed"));
+        assert_eq!(header(&dead_letter, headers::PLUGIN), Some("enrich"));
+        assert_eq!(header(&dead_letter, headers::DIGEST), Some("sha256:ab"));
+        assert_eq!(header(&dead_letter, headers::SOURCE_OFFSET), Some("6"));
+        assert!(
+            header(&dead_letter, headers::MESSAGE).is_some_and(|m| m.contains("too large")),
+            "{dead_letter:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_dead_letter_is_handed_back_to_be_written_again() {
+        let dl = Arc::new(DeadLetter {
+            key: None,
+            value: Some(b"x".to_vec()),
+            headers: Vec::new(),
+            timestamp_ms: None,
+        });
+        let delivery = Delivery {
+            ticket: ticket(),
+            index: 0,
+            payload: Payload::DeadLetter(dl.clone()),
+        };
+        match failure_control(delivery, &REFUSED) {
+            Some(Control::DeadLetterFailed {
+                index,
+                dead_letter,
+                error,
+                ..
+            }) => {
+                assert_eq!(index, 0);
+                assert!(Arc::ptr_eq(&dead_letter, &dl));
+                assert!(error.contains("too large"), "{error}");
+            }
+            other => panic!("expected DeadLetterFailed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_record_of_no_event_holds_its_batch_back() {
+        let worker = ticket();
+        let delivery = Delivery {
+            ticket: worker.another(),
+            index: 9,
+            payload: Payload::Output(origin()),
+        };
+        assert!(failure_control(delivery, &REFUSED).is_none());
+        assert_eq!(worker.release(), None, "the dropped ticket is still owed");
+    }
 }

@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 
 /// A topic-partition, cheap to clone and hash.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Tp {
+pub(crate) struct Tp {
     pub topic: Arc<str>,
     pub partition: i32,
 }
@@ -44,10 +44,13 @@ struct PartitionState {
 
 /// The bookkeeping of all partitions a pipeline owns.
 #[derive(Debug, Default)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     /// FxHash: the keys are our own partitions, not attacker input.
     partitions: FxHashMap<Tp, PartitionState>,
     next_generation: u64,
+    /// Offsets that may be stored, per partition, since the last
+    /// [`Tracker::take_released`].
+    released: FxHashMap<Tp, i64>,
 }
 
 impl Tracker {
@@ -65,9 +68,11 @@ impl Tracker {
         generation
     }
 
-    /// Forgets a revoked partition; late news of its batches is ignored.
+    /// Forgets a revoked partition; late news of its batches is ignored,
+    /// and its offsets are no longer ours to store.
     pub fn revoke(&mut self, tp: &Tp) {
         self.partitions.remove(tp);
+        self.released.remove(tp);
     }
 
     /// The generation of an assigned partition.
@@ -93,8 +98,20 @@ impl Tracker {
     }
 
     /// Batch `seq` is done. Returns the offset to store (the next one to
-    /// read) if the partition's frontier advanced.
+    /// read) if the partition's frontier advanced, and keeps it for
+    /// [`Tracker::take_released`].
     pub fn done(&mut self, tp: &Tp, generation: u64, seq: u64) -> Option<i64> {
+        let offset = self.advance(tp, generation, seq)?;
+        self.released.insert(tp.clone(), offset);
+        Some(offset)
+    }
+
+    /// The offsets released since the last call, one per partition.
+    pub fn take_released(&mut self) -> impl Iterator<Item = (Tp, i64)> + '_ {
+        self.released.drain()
+    }
+
+    fn advance(&mut self, tp: &Tp, generation: u64, seq: u64) -> Option<i64> {
         let p = self.partitions.get_mut(tp)?;
         if p.generation != generation {
             return None;
@@ -157,6 +174,19 @@ mod tests {
         // News of a batch already gone changes nothing.
         assert_eq!(t.done(&tp(), g, a), None);
         assert_eq!(t.done(&tp(), g, 99), None);
+        // The latest released offset is what is left to store.
+        assert_eq!(t.take_released().collect::<Vec<_>>(), [(tp(), 16)]);
+        assert_eq!(t.take_released().count(), 0);
+    }
+
+    #[test]
+    fn a_revoked_partition_has_nothing_to_store() {
+        let mut t = Tracker::default();
+        let g = t.assign(tp());
+        let (_, a) = t.dispatched(&tp(), 3, 13).unwrap();
+        assert_eq!(t.done(&tp(), g, a), Some(13));
+        t.revoke(&tp());
+        assert_eq!(t.take_released().count(), 0);
     }
 
     #[test]

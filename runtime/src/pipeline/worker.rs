@@ -4,24 +4,23 @@
 //! letters to the sink. Partitions map to workers by hash, so one
 //! partition's batches are always handled in order by the same worker.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::Receiver;
 
 use rdkafka::message::OwnedHeaders;
 
 use super::batch::Ticket;
-use super::chain::{Chain, ChainOutcome, StepFailure};
-use super::sink::{
-    Control, DIGEST_HEADER, Delivery, Origin, PLUGIN_HEADER, Payload, RecordRef, Sink,
-    owned_headers,
-};
-use crate::config::RetryPolicy;
+use super::chain::{Chain, ChainOutcome, Step, StepFailure};
+use super::control::ControlTx;
+use super::sink::{Delivery, Origin, Payload, Sink};
+use crate::config::{PipelineConfig, RetryPolicy};
 use crate::dlq::{Culprit, DeadLetter};
+use crate::headers;
+use crate::kafka::writer::{RecordRef, owned_headers};
 use crate::plugin::{Event, Failure, FailureKind};
 
 /// What a worker is told to do.
-pub enum WorkerMsg {
+pub(crate) enum WorkerMsg {
     /// Process a batch (events of one partition, in offset order).
     Batch(Ticket),
     /// Use these plugin instances from the next batch on (hot reload).
@@ -31,35 +30,26 @@ pub enum WorkerMsg {
 }
 
 /// What every worker of a pipeline shares.
-pub struct WorkerShared {
+pub(crate) struct WorkerShared {
+    pub config: PipelineConfig,
+    /// The pipeline's name, for dead letters and spans.
     pub pipeline: Arc<str>,
-    pub output_topic: String,
-    pub allowed_outputs: BTreeSet<String>,
-    /// Whether outputs carry the origin headers.
-    pub origin_headers: bool,
-    pub retry: RetryPolicy,
     pub sink: Arc<Sink>,
     /// Where the worker's ticket of each batch is released to.
-    pub control: SyncSender<Control>,
+    pub control: ControlTx,
     pub metrics: crate::metrics::PipelineMetrics,
-}
-
-impl WorkerShared {
-    fn allows(&self, topic: &str) -> bool {
-        topic == self.output_topic || self.allowed_outputs.contains(topic)
-    }
 }
 
 /// The worker thread's body: runs until told to stop or its channel
 /// closes (shutdown drains whatever was queued first).
-pub fn run(mut chain: Chain, inbox: Receiver<WorkerMsg>, shared: Arc<WorkerShared>) {
+pub(crate) fn run(mut chain: Chain, inbox: Receiver<WorkerMsg>, shared: Arc<WorkerShared>) {
     while let Ok(msg) = inbox.recv() {
         match msg {
             WorkerMsg::Batch(ticket) => {
                 handle(&mut chain, &ticket, &shared);
                 // The worker's own ticket: the batch is done once this and
                 // every record's ticket are released.
-                ticket.release(&shared.control);
+                shared.control.release(ticket);
             }
             WorkerMsg::Swap(next) => chain = next,
             WorkerMsg::Stop => return,
@@ -84,12 +74,12 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
 
     shared.metrics.events.inc_by(events.len() as u64);
     let mut outcomes = chain.process(events);
-    let attempts = retry(chain, events, &mut outcomes, &shared.retry);
+    let attempts = retry(chain, events, &mut outcomes, &shared.config.retry);
     for outcome in outcomes.iter_mut() {
-        reject_disallowed(outcome, chain, shared);
+        reject_disallowed(outcome, chain.len(), &shared.config);
     }
 
-    let Some(last) = chain.last_plugin() else {
+    let Some(last) = chain.last() else {
         return;
     };
     let origin = Arc::new(Origin {
@@ -97,6 +87,7 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
         plugin: last.name().clone(),
         digest: last.digest().clone(),
     });
+    let stamp = shared.config.origin_headers.then_some(&*origin);
     for (index, ((outcome, attempts), event)) in
         outcomes.into_iter().zip(attempts).zip(events).enumerate()
     {
@@ -104,15 +95,14 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
             Ok(outputs) => {
                 shared.metrics.outputs.inc_by(outputs.len() as u64);
                 for output in &outputs {
-                    let topic = output.topic.as_deref().unwrap_or(&shared.output_topic);
-                    let key = output.key.as_deref().or(event.key.as_deref());
+                    let topic = output.topic.as_deref().unwrap_or(&shared.config.output);
                     let headers = output.headers.as_ref().unwrap_or(&event.headers);
                     let record = RecordRef {
-                        topic,
-                        key,
+                        key: output.key.as_deref().or(event.key.as_deref()),
                         value: output.value.as_deref(),
-                        headers: output_headers(headers, shared.origin_headers.then_some(&*origin)),
+                        headers: output_headers(headers, stamp),
                         timestamp_ms: event.timestamp_ms,
+                        ..RecordRef::to(topic)
                     };
                     let delivery = Box::new(Delivery {
                         ticket: ticket.another(),
@@ -123,8 +113,9 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
                 }
             }
             Err(StepFailure { failure, step }) => {
-                let plugin = chain.plugin(step).or(chain.last_plugin());
-                let (name, digest) = plugin.map_or(("?", "?"), |p| (&**p.name(), &**p.digest()));
+                let (name, digest) = chain
+                    .step(step)
+                    .map_or(("?", "?"), |s| (&**s.name(), &**s.digest()));
                 let culprit = Culprit {
                     pipeline: &shared.pipeline,
                     plugin: name,
@@ -150,8 +141,8 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
 /// asks to be retried, the batch waits out the backoff schedule once, not
 /// once per event. Their outcomes keep their places, so outputs are still
 /// written in offset order.
-fn retry(
-    chain: &mut Chain,
+fn retry<S: Step>(
+    chain: &mut Chain<S>,
     events: &[Event],
     outcomes: &mut [ChainOutcome],
     policy: &RetryPolicy,
@@ -190,28 +181,25 @@ fn is_retryable(outcome: &ChainOutcome) -> bool {
     matches!(outcome, Err(StepFailure { failure, .. }) if failure.kind == FailureKind::Retryable)
 }
 
-/// Fails an event whose outputs go to a topic the pipeline does not allow;
-/// none of its outputs are written.
-fn reject_disallowed(outcome: &mut ChainOutcome, chain: &Chain, shared: &WorkerShared) {
+/// Fails an event whose outputs go to a topic the pipeline does not allow,
+/// naming the last of the chain's `steps`; none of its outputs are written.
+fn reject_disallowed(outcome: &mut ChainOutcome, steps: usize, config: &PipelineConfig) {
     let Ok(outputs) = outcome else { return };
     let Some(topic) = outputs
         .iter()
         .filter_map(|o| o.topic.as_deref())
-        .find(|t| !shared.allows(t))
+        .find(|t| !config.allows(t))
     else {
         return;
     };
     let message = format!(
         "output to topic `{topic}`, which pipeline `{}` does not allow (allowed: {})",
-        shared.pipeline,
-        std::iter::once(shared.output_topic.as_str())
-            .chain(shared.allowed_outputs.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(", ")
+        config.name,
+        config.allowed_topics().collect::<Vec<_>>().join(", ")
     );
     *outcome = Err(StepFailure {
         failure: Failure::new(FailureKind::OutputRejected, message),
-        step: chain.len().saturating_sub(1),
+        step: steps.saturating_sub(1),
     });
 }
 
@@ -221,13 +209,167 @@ fn reject_disallowed(outcome: &mut ChainOutcome, chain: &Chain, shared: &WorkerS
 fn output_headers(headers: &[(String, Vec<u8>)], origin: Option<&Origin>) -> Option<OwnedHeaders> {
     let origin = origin.map(|o| {
         [
-            (PLUGIN_HEADER, o.plugin.as_bytes()),
-            (DIGEST_HEADER, o.digest.as_bytes()),
+            (headers::PLUGIN, o.plugin.as_bytes()),
+            (headers::DIGEST, o.digest.as_bytes()),
         ]
     });
     let kept = headers
         .iter()
-        .filter(|(key, _)| key != PLUGIN_HEADER && key != DIGEST_HEADER)
+        .filter(|(key, _)| !headers::ORIGIN.contains(&key.as_str()))
         .map(|(key, value)| (key.as_str(), value.as_slice()));
     owned_headers(kept.chain(origin.into_iter().flatten()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use rdkafka::message::Headers;
+
+    use super::*;
+    use crate::pipeline::chain::tests::{FnStep, event, output, value_of};
+
+    fn policy(attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            attempts,
+            backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        }
+    }
+
+    fn retryable() -> Failure {
+        Failure::new(FailureKind::Retryable, "try later")
+    }
+
+    /// A step that answers event `v` with the next of `script[v]`, then
+    /// with success.
+    fn scripted(script: &[(&str, &[bool])]) -> Chain<FnStep> {
+        let mut plans: std::collections::HashMap<String, VecDeque<bool>> = script
+            .iter()
+            .map(|(v, fails)| ((*v).to_owned(), fails.iter().copied().collect()))
+            .collect();
+        Chain::new(vec![FnStep::new("flaky", move |e| {
+            let v = value_of(e);
+            match plans.get_mut(&v).and_then(VecDeque::pop_front) {
+                Some(true) => Err(retryable()),
+                _ => Ok(vec![output(&v)]),
+            }
+        })])
+    }
+
+    #[test]
+    fn retries_run_in_rounds_and_keep_each_event_in_its_place() {
+        // a fails twice, b once, c never.
+        let mut chain = scripted(&[("a", &[true, true]), ("b", &[true])]);
+        let events = [event(0, "a"), event(1, "b"), event(2, "c")];
+        let mut outcomes = chain.process(&events);
+        let attempts = retry(&mut chain, &events, &mut outcomes, &policy(5));
+        assert_eq!(attempts, [3, 2, 1]);
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        // One call per round, with only the events still due.
+        let calls: Vec<Vec<String>> = chain.step(0).map(|s| s.calls.clone()).unwrap_or_default();
+        assert_eq!(calls, [vec!["a", "b", "c"], vec!["a", "b"], vec!["a"]]);
+    }
+
+    #[test]
+    fn retries_that_run_out_become_retries_exhausted() {
+        let mut chain = scripted(&[("a", &[true, true, true])]);
+        let events = [event(0, "a"), event(1, "b")];
+        let mut outcomes = chain.process(&events);
+        let attempts = retry(&mut chain, &events, &mut outcomes, &policy(3));
+        assert_eq!(attempts, [3, 1]);
+        match &outcomes[0] {
+            Err(StepFailure { failure, step: 0 }) => {
+                assert_eq!(failure.kind, FailureKind::RetriesExhausted);
+                assert_eq!(failure.message, "gave up after 3 attempts: try later");
+            }
+            other => panic!("expected retries-exhausted, got {other:?}"),
+        }
+        assert!(outcomes[1].is_ok());
+    }
+
+    #[test]
+    fn invalid_events_are_not_retried() {
+        let mut chain = Chain::new(vec![FnStep::new("no", |_| {
+            Err(Failure::new(FailureKind::Invalid, "never"))
+        })]);
+        let events = [event(0, "a")];
+        let mut outcomes = chain.process(&events);
+        assert_eq!(retry(&mut chain, &events, &mut outcomes, &policy(5)), [1]);
+        assert_eq!(chain.step(0).map(|s| s.calls.len()), Some(1));
+    }
+
+    fn pipeline() -> PipelineConfig {
+        let mut config = PipelineConfig::new("orders", vec!["in".into()], Vec::new(), "out", "dlq");
+        config.allowed_outputs.insert("vip".into());
+        config
+    }
+
+    fn to_topic(topic: Option<&str>) -> crate::plugin::Output {
+        let mut o = output("x");
+        o.topic = topic.map(str::to_owned);
+        o
+    }
+
+    #[test]
+    fn outputs_to_topics_the_pipeline_does_not_allow_fail_the_event() {
+        let config = pipeline();
+        let mut allowed: ChainOutcome = Ok(vec![to_topic(None), to_topic(Some("vip"))]);
+        reject_disallowed(&mut allowed, 2, &config);
+        assert!(allowed.is_ok());
+
+        let mut rejected: ChainOutcome = Ok(vec![to_topic(None), to_topic(Some("orders"))]);
+        reject_disallowed(&mut rejected, 2, &config);
+        match rejected {
+            Err(StepFailure { failure, step: 1 }) => {
+                assert_eq!(failure.kind, FailureKind::OutputRejected);
+                assert_eq!(
+                    failure.message,
+                    "output to topic `orders`, which pipeline `orders` does not allow \
+                     (allowed: out, vip)"
+                );
+            }
+            other => panic!("expected output-rejected at the last step, got {other:?}"),
+        }
+    }
+
+    fn pairs(headers: Option<OwnedHeaders>) -> Vec<(String, String)> {
+        let Some(headers) = headers else {
+            return Vec::new();
+        };
+        headers
+            .iter()
+            .map(|h| {
+                let value = String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
+                (h.key.to_owned(), value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn output_headers_replace_inherited_origin_headers() {
+        let inherited = vec![
+            ("trace".to_owned(), b"t1".to_vec()),
+            (headers::PLUGIN.to_owned(), b"upstream".to_vec()),
+            (headers::DIGEST.to_owned(), b"sha256:old".to_vec()),
+        ];
+        let origin = Origin {
+            pipeline: "p".into(),
+            plugin: "enrich".into(),
+            digest: "sha256:new".into(),
+        };
+        let s = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(
+            pairs(output_headers(&inherited, Some(&origin))),
+            [
+                s("trace", "t1"),
+                s(headers::PLUGIN, "enrich"),
+                s(headers::DIGEST, "sha256:new")
+            ]
+        );
+        // Without origin headers, stale ones are dropped too.
+        assert_eq!(pairs(output_headers(&inherited, None)), [s("trace", "t1")]);
+        assert!(output_headers(&[], None).is_none(), "no empty header list");
+    }
 }

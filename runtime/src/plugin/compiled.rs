@@ -127,3 +127,10 @@ pub fn digest_of(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// The first 12 hex digits of a digest, enough to tell versions apart in
+/// logs.
+pub fn short_digest(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    hex.get(..12).unwrap_or(hex)
+}

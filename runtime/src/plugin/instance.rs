@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 
@@ -26,6 +27,9 @@ pub struct InstanceSettings {
     pub sandbox: Sandbox,
     /// The `config` table handed to `init`.
     pub config: Vec<(String, String)>,
+    /// Counts the instances started (`init` succeeded); a metric for a
+    /// pipeline's steps, unregistered otherwise.
+    pub starts: Counter,
 }
 
 /// A live instance. A trap leaves it in an unknown state, so the caller must
@@ -85,7 +89,10 @@ impl Instance {
             .bindings
             .call_init(&mut instance.store, &settings.config)
         {
-            Ok(Ok(())) => Ok(instance),
+            Ok(Ok(())) => {
+                settings.starts.inc();
+                Ok(instance)
+            }
             Ok(Err(message)) => Err(PluginError::Init {
                 name: name.to_string(),
                 message,

@@ -4,6 +4,15 @@
 
 use std::time::Duration;
 
+/// Default memory cap of an instance, in MiB.
+pub const DEFAULT_MEMORY_MIB: usize = 64;
+/// Largest memory cap, in MiB: a 32-bit Wasm memory cannot grow past 4 GiB.
+pub const MAX_MEMORY_MIB: usize = 4096;
+/// Default deadline of one call, in milliseconds.
+pub const DEFAULT_DEADLINE_MS: u64 = 1000;
+/// Default cap on one output record (key + value + headers), in bytes.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1 << 20;
+
 /// Resource limits for one plugin instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -20,9 +29,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            memory_bytes: 64 << 20,
-            deadline: Duration::from_millis(1000),
-            max_output_bytes: 1 << 20,
+            memory_bytes: DEFAULT_MEMORY_MIB << 20,
+            deadline: Duration::from_millis(DEFAULT_DEADLINE_MS),
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
         }
     }
 }

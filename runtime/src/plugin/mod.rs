@@ -23,7 +23,9 @@ pub use bindings::{Event, Level, Output, ProcessError};
 pub use compiled::CompiledPlugin;
 pub use engine::PluginEngine;
 pub use instance::{Instance, InstanceSettings};
-pub use limits::Limits;
+pub use limits::{
+    DEFAULT_DEADLINE_MS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_MIB, Limits, MAX_MEMORY_MIB,
+};
 pub use runner::{Outcome, PluginRunner};
 pub use sandbox::{DirGrant, Sandbox};
 

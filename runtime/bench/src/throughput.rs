@@ -3,8 +3,8 @@
 //! record per event to another) on the same broker:
 //!
 //! - (a) `raw`: a `BaseConsumer` → `ThreadedProducer` loop with exactly the
-//!   client settings Sluice uses ([`crate::kafka::consumer_config`],
-//!   [`crate::kafka::producer_config`]), no Wasm, no per-event bookkeeping:
+//!   client settings Sluice uses ([`sluice::kafka::consumer_config`],
+//!   [`sluice::kafka::producer_config`]), no Wasm, no per-event bookkeeping:
 //!   the limit of the client library on this machine;
 //! - (b) Sluice ([`Pipeline::start`]) with `plugins/passthrough.wasm`;
 //! - (c) Sluice with `plugins/order-enrich.wasm` (JSON parse + serialise);
@@ -37,20 +37,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::broker::{Broker, BrokerKind};
-use super::{load_average, machine, process_cpu, repo_root};
-use crate::config::{
-    Brokers, DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, KafkaConfig, PipelineConfig, RetryPolicy,
-    StepConfig,
+use super::{load_average, machine, process_cpu};
+use sluice::config::{
+    Brokers, DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, KafkaConfig, PipelineConfig, StepConfig,
 };
-use crate::kafka;
-use crate::pipeline::Pipeline;
-use crate::plugin::{CompiledPlugin, Limits, PluginEngine, Sandbox};
+use sluice::kafka::{self, GroupOffsets, RecordRef, Writer, send_waiting};
+use sluice::pipeline::Pipeline;
+use sluice::plugin::{CompiledPlugin, PluginEngine};
+use sluice_testkit::sluice::repo_dir;
 
 /// How long a run may wait for its consumer to join the group and see the
 /// first event (tansu holds a join for about half the session timeout).
@@ -220,7 +219,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let plugins_dir = options
         .plugins_dir
         .clone()
-        .unwrap_or_else(|| repo_root().join("plugins"));
+        .unwrap_or_else(|| repo_dir().join("plugins"));
     for plugin in ["passthrough", "order-enrich"] {
         let path = plugins_dir.join(format!("{plugin}.wasm"));
         if !path.is_file() {
@@ -425,7 +424,7 @@ impl Bench<'_> {
             if let Some(ts) = message.timestamp().to_millis() {
                 record = record.timestamp(ts);
             }
-            send_waiting(&producer, record)?;
+            send_waiting(&producer, record).map_err(|(e, _)| e)?;
             next_offsets.insert(message.partition(), message.offset() + 1);
             consumed += 1;
         }
@@ -492,26 +491,24 @@ impl Bench<'_> {
             self.run_seq
         );
         let config = PipelineConfig {
-            name: name.clone(),
-            inputs: vec![input.to_owned()],
-            steps: vec![StepConfig {
-                plugin: plugin.to_owned(),
-                path,
-                config: Vec::new(),
-            }],
-            output: output.to_owned(),
-            dlq: dlq.to_owned(),
-            allowed_outputs: Default::default(),
             group_id: group.to_owned(),
             batch_size: self.options.batch_size,
             workers: self.options.workers,
             partitions: partitions as i32,
             origin_headers: !self.options.no_origin_headers,
-            limits: Limits::default(),
-            retry: RetryPolicy::default(),
-            sandbox: Sandbox::default(),
+            ..PipelineConfig::new(
+                &name,
+                vec![input.to_owned()],
+                vec![StepConfig {
+                    plugin: plugin.to_owned(),
+                    path,
+                    config: Vec::new(),
+                }],
+                output,
+                dlq,
+            )
         };
-        let metrics = crate::metrics::global().pipeline(&name);
+        let metrics = sluice::metrics::global().pipeline(&name);
         // Watches the group's commits; created now so that its start-up is
         // not in the window.
         let watcher = CommitWatcher::new(self.broker.bootstrap(), group, input, ends)?;
@@ -523,9 +520,8 @@ impl Bench<'_> {
         let joined_by = Instant::now() + FIRST_EVENT_TIMEOUT;
         while metrics.events.get() == 0 {
             if pipeline.is_finished() {
-                return pipeline
-                    .stop()
-                    .and_then(|()| bail!("the pipeline stopped by itself"));
+                pipeline.stop()?;
+                bail!("the pipeline stopped by itself");
             }
             if Instant::now() > joined_by {
                 bail!("no event within {FIRST_EVENT_TIMEOUT:?}");
@@ -577,7 +573,7 @@ impl Bench<'_> {
         group: &str,
         events: usize,
     ) -> anyhow::Result<Run> {
-        let script = repo_root().join("examples/python/tutorial_processor.py");
+        let script = repo_dir().join("examples/python/tutorial_processor.py");
         let out = Command::new(&self.options.python)
             .arg(&script)
             .args([
@@ -706,57 +702,42 @@ fn produce_input(
     size: usize,
     partitions: usize,
 ) -> anyhow::Result<Vec<i64>> {
-    let acks = Arc::new(Acks::default());
-    let producer: ThreadedProducer<CountingContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "20")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "1000000")
-        .set("queue.buffering.max.kbytes", "1048576")
-        .create_with_context(CountingContext(acks.clone()))?;
+    let mut writer = Writer::to(
+        bootstrap,
+        &[
+            ("linger.ms", "20"),
+            ("batch.size", "1000000"),
+            ("queue.buffering.max.messages", "1000000"),
+            ("queue.buffering.max.kbytes", "1048576"),
+        ],
+    )?;
     let mut ends = vec![0i64; partitions];
     for i in 0..events {
         let partition = i % partitions;
         let (key, value) = (order_key(i), order_value(i, size));
-        let record = BaseRecord::to(topic)
-            .partition(partition as i32)
-            .key(&key)
-            .payload(&value);
-        send_waiting(&producer, record)?;
+        writer.send(RecordRef {
+            partition: Some(partition as i32),
+            key: Some(key.as_bytes()),
+            value: Some(value.as_bytes()),
+            ..RecordRef::to(topic)
+        })?;
         ends[partition] += 1;
     }
-    let by = Instant::now() + Duration::from_secs(120);
-    while acks.done() < events as u64 {
-        if Instant::now() > by {
-            bail!("only {} of {events} input events acknowledged", acks.done());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    if acks.failed.load(Ordering::Relaxed) > 0 {
-        bail!(
-            "{} input events failed",
-            acks.failed.load(Ordering::Relaxed)
-        );
-    }
+    writer.flush(Duration::from_secs(120))?;
     Ok(ends)
 }
 
 /// Reads a group's committed offsets on one topic (without joining it).
 struct CommitWatcher {
-    consumer: BaseConsumer,
+    offsets: GroupOffsets,
     topic: String,
     ends: Vec<i64>,
 }
 
 impl CommitWatcher {
     fn new(bootstrap: &str, group: &str, topic: &str, ends: &[i64]) -> anyhow::Result<Self> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .create()?;
         let watcher = CommitWatcher {
-            consumer,
+            offsets: GroupOffsets::new(bootstrap, group)?,
             topic: topic.to_owned(),
             ends: ends.to_vec(),
         };
@@ -767,23 +748,12 @@ impl CommitWatcher {
 
     /// The committed offset of every partition (-1: none).
     fn committed(&self) -> anyhow::Result<Vec<i64>> {
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..self.ends.len() {
-            tpl.add_partition(&self.topic, p as i32);
-        }
+        let partitions = i32::try_from(self.ends.len())?;
         let got = self
-            .consumer
-            .committed_offsets(tpl, Duration::from_secs(10))?;
-        Ok((0..self.ends.len())
-            .map(|p| {
-                match got
-                    .find_partition(&self.topic, p as i32)
-                    .map(|e| e.offset())
-                {
-                    Some(Offset::Offset(o)) => o,
-                    _ => -1,
-                }
-            })
+            .offsets
+            .committed(&self.topic, partitions, Duration::from_secs(10))?;
+        Ok((0..partitions)
+            .map(|p| got.get(&p).copied().flatten().unwrap_or(-1))
             .collect())
     }
 
@@ -891,29 +861,6 @@ fn thousands(value: f64) -> String {
         out.push(c);
     }
     out
-}
-
-/// Queues `record`, waiting while the producer's queue is full (the same
-/// back-off as Sluice's sink); any other refusal is an error.
-fn send_waiting<K, P>(
-    producer: &ThreadedProducer<CountingContext>,
-    mut record: BaseRecord<'_, K, P>,
-) -> anyhow::Result<()>
-where
-    K: rdkafka::message::ToBytes + ?Sized,
-    P: rdkafka::message::ToBytes + ?Sized,
-{
-    while let Err((e, back)) = producer.send(record) {
-        if !matches!(
-            e,
-            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
-        ) {
-            bail!("produce failed: {e}");
-        }
-        record = back;
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use super::throughput::{order_key, order_value};
-use super::{load_average, machine, repo_root, thread_cpu};
-use crate::plugin::{
+use super::{load_average, machine, thread_cpu};
+use sluice::plugin::{
     CompiledPlugin, Event, Instance, InstanceSettings, PluginEngine, PluginRunner,
 };
 
@@ -114,7 +114,7 @@ fn per_event(
     Ok((cpu.as_nanos() as f64 / n, wall.as_nanos() as f64 / n))
 }
 
-fn check(outcomes: Vec<crate::plugin::Outcome>) -> anyhow::Result<()> {
+fn check(outcomes: Vec<sluice::plugin::Outcome>) -> anyhow::Result<()> {
     if let Some(Err(failure)) = outcomes.iter().find(|o| o.is_err()) {
         bail!("the plugin failed an event: {failure}");
     }
@@ -126,7 +126,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let dir = options
         .plugins_dir
         .clone()
-        .unwrap_or_else(|| repo_root().join("plugins"));
+        .unwrap_or_else(|| sluice_testkit::sluice::repo_dir().join("plugins"));
     let engine = PluginEngine::new()?;
     let load = |name: &str| {
         let path = dir.join(format!("{name}.wasm"));

@@ -7,9 +7,9 @@
 //!   `error MESSAGE`) and exits at EOF. It keeps at most ~5 MiB per
 //!   partition and drops the oldest records beyond that, which bounds how
 //!   many events a run can pre-produce ([`BrokerKind::max_events`]).
-//! - `tansu`: started by the tests' own launcher (`tests/support/tansu.rs`,
-//!   compiled in here too): the `tansu` binary with its memory storage
-//!   engine on a free loopback port, topics made with `tansu topic create`.
+//! - `tansu`: started by the tests' own launcher (`sluice_testkit::tansu`):
+//!   the `tansu` binary with its memory storage engine on a free loopback
+//!   port, topics made with `tansu topic create`.
 //!
 //! Either child dies with the bench: the mock at stdin EOF, tansu through
 //! the launcher's watchdog.
@@ -19,10 +19,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::{Context as _, bail};
 
-use crate::kafka::embedded::EmbeddedKafka;
-
-#[path = "../../../tests/support/tansu.rs"]
-mod tansu;
+use sluice::kafka::embedded::EmbeddedKafka;
+use sluice_testkit::tansu;
 
 /// Bytes per partition the mock cluster keeps before it drops old records
 /// (librdkafka's `rdkafka_mock.c`: 5 MiB); we stay under 4 MiB.

@@ -2,10 +2,7 @@
 //! with its in-memory storage engine, on a free 127.0.0.1 port.
 //!
 //! ```ignore
-//! #[path = "../../tests/support/tansu.rs"]
-//! mod tansu;
-//!
-//! let broker = tansu::Tansu::start()?;
+//! let broker = sluice_testkit::tansu::Tansu::start()?;
 //! broker.create_topic("orders", 3)?;
 //! let bootstrap = broker.bootstrap(); // "127.0.0.1:PORT"
 //! // ... the broker is killed when `broker` is dropped.
@@ -21,7 +18,7 @@
 //! ([`Tansu::log_path`], [`Tansu::log_tail`]). Its log level comes from
 //! `$SLUICE_TANSU_LOG` (a `RUST_LOG` filter), never from the test's `RUST_LOG`.
 //!
-//! Things to know about tansu 0.6 (see tests/support/README.md):
+//! Things to know about tansu 0.6 (see tests/kit/README.md):
 //! - a consumer-group join takes about `session.timeout.ms / 2`: use
 //!   `session.timeout.ms` ≈ 6000 in tests (join ≈ 3 s);
 //! - a producer writing to an unknown topic auto-creates it with 4 partitions;
@@ -30,10 +27,10 @@
 //!   batch + 1, not the last offset + 1: don't rely on watermarks, lag or
 //!   `enable.partition.eof` to know that a partition has been read to its end.
 //!
-//! `sluice-bench` compiles this file in as well (`runtime/src/bench/broker.rs`),
-//! so there is one tansu launcher. Only std and `tempfile` are used. A small watchdog (`sh`) kills the broker
-//! if the test process dies without dropping the `Tansu` (abort, `exit`, a
-//! `static`, SIGKILL), so no broker is ever left behind.
+//! The tests and `sluice-bench` both start their brokers here. A small
+//! watchdog (`sh`) kills the broker if the test process dies without
+//! dropping the `Tansu` (abort, `exit`, a `static`, SIGKILL), so no broker
+//! is ever left behind.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -44,26 +41,22 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// Environment variable naming the tansu binary to use.
-#[allow(dead_code)]
 pub const TANSU_ENV: &str = "SLUICE_TANSU";
 
 /// How long [`Tansu::start`] waits for the port to accept connections.
-#[allow(dead_code)]
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running tansu broker; killed (and reaped) on drop.
-#[allow(dead_code)]
 pub struct Tansu {
     bin: PathBuf,
     port: u16,
     child: Option<Child>,
     watchdog: Option<(Child, ChildStdin)>,
     log: PathBuf,
-    // Declared last: removed after the broker is gone.
-    dir: tempfile::TempDir,
+    // Declared last: removed after the broker is gone. Held for its drop.
+    _dir: tempfile::TempDir,
 }
 
-#[allow(dead_code)]
 impl Tansu {
     /// Starts a broker on a free loopback port and waits until it accepts
     /// connections (at most [`START_TIMEOUT`]).
@@ -77,7 +70,7 @@ impl Tansu {
             child: None,
             watchdog: None,
             log,
-            dir,
+            _dir: dir,
         };
         // A port picked by bind-then-drop can be taken by someone else before
         // tansu binds it; then tansu exits at once and we try another port.
@@ -353,7 +346,6 @@ fn tansu_command(bin: &Path) -> Command {
 }
 
 /// A free TCP port on 127.0.0.1 (bind to port 0, read it, release it).
-#[allow(dead_code)]
 pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?

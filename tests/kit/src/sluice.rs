@@ -8,16 +8,14 @@
 //! scene.create_topic("orders", 3);
 //! let config = scene.write_config("sluice.toml", &format!(
 //!     "{}\n[[pipeline]]\nname = \"orders\"\n...", scene.kafka_toml()));
-//! let mut run = scene.start(&config, "run1");     // `sluice run`, logs in the tempdir
-//! run.wait_for_log("partition assigned", 3);      // at most `TIMEOUT`
+//! let mut run = scene.start(&config, "run1");     // `sluice run --http`, logs in the tempdir
+//! run.wait_assigned("orders", 3);                 // its /api/status, at most `TIMEOUT`
 //! run.stop();                                     // SIGTERM: drain, commit, exit 0
 //! ```
 //!
 //! Every process is killed (SIGKILL) and reaped when its handle is dropped,
 //! also when a test panics; a panicking test prints the tail of each
 //! process's log.
-
-#![allow(dead_code)]
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -27,22 +25,41 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::tansu::Tansu;
+use crate::tansu::Tansu;
 
 /// How long a test waits for records to land or for a log line (a group join
 /// alone takes ~3 s on tansu; generous because tests share two cores).
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The built binary under test.
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_sluice")
+/// The `sluice` binary under test: `$SLUICE_BIN`, or the one cargo built
+/// next to the running test (`target/<profile>/sluice` for a test binary
+/// in `target/<profile>/deps/`). Cargo builds it before the integration
+/// tests of its package.
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SLUICE_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("the path of the test binary");
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join("sluice"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no `sluice` binary next to {}: run the tests with `cargo test -p sluice`, \
+                 or set SLUICE_BIN",
+                exe.display()
+            )
+        })
 }
 
 /// The repository's top directory.
 pub fn repo_dir() -> PathBuf {
+    // This crate lives in `<repo>/tests/kit`.
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("runtime/ has a parent")
+        .ancestors()
+        .nth(2)
+        .expect("tests/kit is two levels down")
         .to_path_buf()
 }
 
@@ -206,6 +223,9 @@ fn spawn(args: impl IntoIterator<Item = impl AsRef<OsStr>>, stdout: &Path, stder
         .args(args)
         .env("SLUICE_LOG", "info")
         .env_remove("RUST_LOG")
+        // Test configs name their broker; the demo's falls back to the
+        // embedded one without this.
+        .env_remove("KAFKA_BROKERS")
         .env_remove("SLUICE_LOG_FORMAT")
         .stdin(Stdio::null())
         .stdout(File::create(stdout).expect("create the stdout file"))
@@ -214,13 +234,15 @@ fn spawn(args: impl IntoIterator<Item = impl AsRef<OsStr>>, stdout: &Path, stder
         .expect("start sluice")
 }
 
-/// A running `sluice run`.
+/// A running `sluice run`, serving its HTTP endpoint on a loopback port so
+/// tests can wait on its state ([`SluiceProcess::wait_status`]).
 pub struct SluiceProcess {
     name: String,
     child: Child,
     status: Option<ExitStatus>,
     stdout: PathBuf,
     stderr: PathBuf,
+    http: String,
 }
 
 impl SluiceProcess {
@@ -231,7 +253,8 @@ impl SluiceProcess {
     }
 
     /// Like [`SluiceProcess::start`], with more arguments after the config
-    /// (e.g. `--poll-interval-secs 1`).
+    /// (e.g. `--poll-interval-secs 1`). Returns once its endpoint answers,
+    /// or once it has exited (a config it refuses).
     pub fn start_with_args(
         config: &Path,
         args: &[&str],
@@ -240,16 +263,121 @@ impl SluiceProcess {
     ) -> SluiceProcess {
         let stdout = log_dir.join(format!("{name}.stdout"));
         let stderr = log_dir.join(format!("{name}.stderr"));
-        let run = [OsStr::new("run"), config.as_os_str()];
-        let args = run.into_iter().chain(args.iter().map(OsStr::new));
-        let child = spawn(args, &stdout, &stderr);
-        SluiceProcess {
-            name: name.to_owned(),
-            child,
-            status: None,
-            stdout,
-            stderr,
+        // A free port can be taken by someone else before sluice binds it;
+        // then it exits saying so, and it is started again on another.
+        for _ in 0..5 {
+            let port = crate::tansu::free_port().expect("a free port");
+            let http = format!("127.0.0.1:{port}");
+            let run = [OsStr::new("run"), config.as_os_str()];
+            let all = run
+                .into_iter()
+                .chain(args.iter().map(OsStr::new))
+                .chain([OsStr::new("--http"), OsStr::new(&http)]);
+            let mut process = SluiceProcess {
+                name: name.to_owned(),
+                child: spawn(all, &stdout, &stderr),
+                status: None,
+                stdout: stdout.clone(),
+                stderr: stderr.clone(),
+                http,
+            };
+            let deadline = Instant::now() + TIMEOUT;
+            loop {
+                if process.status().is_some() {
+                    return process;
+                }
+                if process.try_wait().is_some() {
+                    if process.stderr().contains("cannot listen on") {
+                        break;
+                    }
+                    return process;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{name}: no /api/status within {TIMEOUT:?}\n{}",
+                    process.describe()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
+        panic!("{name}: no free port for --http after 5 tries");
+    }
+
+    /// `host:port` of its HTTP endpoint.
+    pub fn http_addr(&self) -> &str {
+        &self.http
+    }
+
+    /// `GET path` on its endpoint: the status code and the body, or `None`
+    /// if it does not answer.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        let url = format!("http://{}{path}", self.http);
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let mut response = agent.get(&url).call().ok()?;
+        let code = response.status().as_u16();
+        let body = response.body_mut().read_to_string().ok()?;
+        Some((code, body))
+    }
+
+    /// Its `/api/status`, or `None` if it does not answer.
+    pub fn status(&self) -> Option<Status> {
+        let (code, body) = self.get("/api/status")?;
+        if code != 200 {
+            return None;
+        }
+        serde_json::from_str(&body).ok().map(Status)
+    }
+
+    /// Waits until its status satisfies `done`, and returns that status.
+    /// Panics (with `what`, the last status and the log) if the process
+    /// exits first or [`TIMEOUT`] passes.
+    pub fn wait_status(&mut self, what: &str, done: impl Fn(&Status) -> bool) -> Status {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut last = None;
+        loop {
+            if let Some(status) = self.status() {
+                if done(&status) {
+                    return status;
+                }
+                last = Some(status);
+            }
+            if let Some(exit) = self.try_wait() {
+                panic!(
+                    "{} exited ({exit}) while waiting for {what}\n{}",
+                    self.name,
+                    self.describe()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not reach {what} within {TIMEOUT:?}; last status: {}\n{}",
+                self.name,
+                last.map_or("none".to_owned(), |s| s.0.to_string()),
+                self.describe()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until pipeline `name` owns `partitions` partitions.
+    pub fn wait_assigned(&mut self, pipeline: &str, partitions: usize) -> Status {
+        self.wait_status(
+            &format!("{partitions} partitions assigned to `{pipeline}`"),
+            |s| s.assigned(pipeline) == partitions,
+        )
+    }
+
+    /// Waits for the `n`-th reload of `kind` (`plugin` or `config`) and
+    /// returns it (see [`Status::reloads`]).
+    pub fn wait_reload(&mut self, kind: &str, n: usize) -> serde_json::Value {
+        let status = self.wait_status(&format!("{kind} reload #{n}"), |s| {
+            s.reloads(kind).len() >= n
+        });
+        status.reloads(kind)[n - 1].clone()
     }
 
     /// The process id.
@@ -265,64 +393,6 @@ impl SluiceProcess {
     /// What it printed on stdout so far.
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(&self.stdout).unwrap_or_default()
-    }
-
-    /// How many lines of its log contain `needle`.
-    pub fn count_log(&self, needle: &str) -> usize {
-        self.lines_with(0, &[needle]).len()
-    }
-
-    /// Where its log ends now; pass to [`SluiceProcess::log_since`] and the
-    /// other `mark` arguments to look only at what comes after.
-    pub fn log_mark(&self) -> usize {
-        self.stderr().len()
-    }
-
-    /// The log written after `mark`.
-    pub fn log_since(&self, mark: usize) -> String {
-        self.stderr().get(mark..).unwrap_or_default().to_owned()
-    }
-
-    /// Lines (after `mark`) that contain every one of `needles`.
-    pub fn lines_with(&self, mark: usize, needles: &[&str]) -> Vec<String> {
-        self.log_since(mark)
-            .lines()
-            .filter(|l| needles.iter().all(|n| l.contains(n)))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Waits until at least `count` log lines contain `needle`; panics (with
-    /// the log) if the process exits first or [`TIMEOUT`] passes.
-    pub fn wait_for_log(&mut self, needle: &str, count: usize) {
-        self.wait_for_lines(0, &[needle], count);
-    }
-
-    /// Waits until at least `count` lines after `mark` contain all of
-    /// `needles`; returns those lines. Panics (with the log) if the process
-    /// exits first or [`TIMEOUT`] passes.
-    pub fn wait_for_lines(&mut self, mark: usize, needles: &[&str], count: usize) -> Vec<String> {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let lines = self.lines_with(mark, needles);
-            if lines.len() >= count {
-                return lines;
-            }
-            if let Some(status) = self.try_wait() {
-                panic!(
-                    "{} exited ({status}) before logging {count}× {needles:?}\n{}",
-                    self.name,
-                    self.describe()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not log {count}× {needles:?} within {TIMEOUT:?}\n{}",
-                self.name,
-                self.describe()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// Its exit status, if it has exited.
@@ -460,5 +530,75 @@ pub fn run_cli(args: &[&str], dir: &Path, timeout: Duration) -> CliOutput {
         status,
         stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
         stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+    }
+}
+
+/// `sluice run`'s `/api/status`, with the lookups tests need.
+#[derive(Debug, Clone)]
+pub struct Status(pub serde_json::Value);
+
+impl Status {
+    /// Pipeline `name`, if configured.
+    pub fn pipeline(&self, name: &str) -> Option<&serde_json::Value> {
+        self.0["pipelines"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == name)
+    }
+
+    /// `running` or `failed`; `None` when it is not configured.
+    pub fn state(&self, pipeline: &str) -> Option<&str> {
+        self.pipeline(pipeline)?["state"].as_str()
+    }
+
+    /// How many partitions pipeline `name` owns (0 if it is not running).
+    pub fn assigned(&self, pipeline: &str) -> usize {
+        self.pipeline(pipeline)
+            .and_then(|p| p["assigned"].as_array())
+            .map_or(0, Vec::len)
+    }
+
+    /// When pipeline `name` (last) started, ms since the epoch.
+    pub fn started_at(&self, pipeline: &str) -> Option<i64> {
+        self.pipeline(pipeline)?["started_at_ms"].as_i64()
+    }
+
+    /// How many partitions rebalances took from pipeline `name`.
+    pub fn revocations(&self, pipeline: &str) -> u64 {
+        self.pipeline(pipeline)
+            .and_then(|p| p["revocations"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// The digests of pipeline `name`'s plugins, in chain order.
+    pub fn digests(&self, pipeline: &str) -> Vec<String> {
+        self.pipeline(pipeline)
+            .and_then(|p| p["plugins"].as_array())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|p| p["digest"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// For each plugin of pipeline `name`, how many instances it started.
+    pub fn instances(&self, pipeline: &str) -> Vec<u64> {
+        self.pipeline(pipeline)
+            .and_then(|p| p["plugins"].as_array())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|p| p["instances"].as_u64())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The reloads of `kind` (`plugin` or `config`), oldest first.
+    pub fn reloads(&self, kind: &str) -> Vec<&serde_json::Value> {
+        self.0["reloads"]
+            .as_array()
+            .map(|all| all.iter().filter(|r| r["kind"] == kind).collect())
+            .unwrap_or_default()
     }
 }

@@ -22,11 +22,10 @@
 //! and the broker does not. Other work on the machine makes wall-clock
 //! numbers noisy: each table is printed with the load average.
 
-pub mod boundary;
-pub mod broker;
-pub mod throughput;
+mod boundary;
+mod broker;
+mod throughput;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -59,18 +58,10 @@ enum Command {
     Broker,
 }
 
-/// Where the repository's files are: the plugins and the Python example.
-pub fn repo_root() -> PathBuf {
-    // The bench runs from a checkout (`scripts/bench`); the manifest
-    // directory is `<root>/runtime`.
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The entry point of the `sluice-bench` binary.
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     // Warnings only: the pipelines' info logs would interleave with tables.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -98,12 +89,12 @@ pub fn main() -> ExitCode {
 
 /// CPU time this process has used so far, user + system, all threads
 /// (including those that have exited).
-pub fn process_cpu() -> Duration {
+fn process_cpu() -> Duration {
     rusage(libc::RUSAGE_SELF)
 }
 
 /// CPU time the calling thread has used so far, user + system.
-pub fn thread_cpu() -> Duration {
+fn thread_cpu() -> Duration {
     rusage(libc::RUSAGE_THREAD)
 }
 
@@ -123,7 +114,7 @@ fn rusage(who: libc::c_int) -> Duration {
 
 /// The 1-minute load average, to print with every measurement: other work
 /// on the machine skews wall-clock numbers.
-pub fn load_average() -> String {
+fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))
@@ -131,7 +122,7 @@ pub fn load_average() -> String {
 }
 
 /// One line about the machine: cores, CPU model, RAM.
-pub fn machine() -> String {
+fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo

@@ -1,0 +1,128 @@
+//! Reading topics as they are: every partition assigned from the
+//! beginning, no consumer group joined and nothing committed, so reading
+//! disturbs no one. The demo reads its results back this way, and so do
+//! the tests. Also the one place a Kafka message becomes the [`Event`] a
+//! plugin sees.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::plugin::Event;
+
+/// Copies a Kafka message into the event a plugin sees.
+pub fn event_of(message: &BorrowedMessage<'_>) -> Event {
+    let headers = message
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Event {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp_ms: message.timestamp().to_millis(),
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}
+
+/// Why a topic could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot create a reader: {0}")]
+    Client(#[source] KafkaError),
+    #[error("topic `{topic}` has no partitions in the metadata after {waited:?}: {reason}")]
+    NoSuchTopic {
+        topic: String,
+        waited: Duration,
+        reason: String,
+    },
+    #[error("cannot assign the partitions of {topics:?}: {source}")]
+    Assign {
+        topics: Vec<String>,
+        source: KafkaError,
+    },
+}
+
+/// Reads whole topics from the beginning.
+pub struct TopicReader {
+    consumer: BaseConsumer,
+}
+
+impl TopicReader {
+    /// Assigns every partition of `topics` from its beginning, waiting up
+    /// to `timeout` for each topic to appear in the metadata.
+    pub fn new(brokers: &str, topics: &[&str], timeout: Duration) -> Result<Self, ReadError> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            // librdkafka wants a group for a consumer; it is never joined.
+            .set("group.id", "sluice-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("fetch.wait.max.ms", "50")
+            .create()
+            .map_err(ReadError::Client)?;
+        let mut tpl = TopicPartitionList::new();
+        for topic in topics {
+            for partition in 0..partition_count(&consumer, topic, timeout)? {
+                // Only fails for a name librdkafka cannot hold, which the
+                // metadata just returned.
+                let _ = tpl.add_partition_offset(topic, partition, Offset::Beginning);
+            }
+        }
+        consumer.assign(&tpl).map_err(|source| ReadError::Assign {
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            source,
+        })?;
+        Ok(TopicReader { consumer })
+    }
+
+    /// The next record, waiting up to `wait`; `None` if none came.
+    pub fn poll(&self, wait: Duration) -> Option<Result<Event, KafkaError>> {
+        self.consumer
+            .poll(wait)
+            .map(|message| message.map(|m| event_of(&m)))
+    }
+}
+
+/// The partition count of an existing topic, waiting up to `timeout` for
+/// it to appear in the metadata.
+pub fn partition_count<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<i32, ReadError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let reason = match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(metadata) => match metadata.topics().iter().find(|t| t.name() == topic) {
+                Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                    return Ok(t.partitions().len() as i32);
+                }
+                Some(t) => match t.error() {
+                    Some(e) => format!("{e:?}"),
+                    None => "no partitions".to_owned(),
+                },
+                None => "not in the metadata".to_owned(),
+            },
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(ReadError::NoSuchTopic {
+                topic: topic.to_owned(),
+                waited: timeout,
+                reason,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

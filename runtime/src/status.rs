@@ -1,0 +1,370 @@
+//! What is running, as `/api/status` shows it: every configured pipeline
+//! with its state, plugin versions and assigned partitions, and the recent
+//! reloads with their outcomes. Operators read it; tests wait on it instead
+//! of on log wording.
+//!
+//! Everything here changes rarely (a start, a rebalance, a reload), so a
+//! mutex per piece is cheap; nothing on the per-event path touches it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::config::PipelineConfig;
+use crate::metrics::PipelineMetrics;
+
+/// How many reloads the history keeps.
+const RELOAD_HISTORY: usize = 64;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One plugin version a pipeline runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginVersion {
+    pub name: String,
+    pub digest: String,
+    /// When this version started running in the pipeline.
+    pub loaded_at_ms: i64,
+    /// Instances of this plugin the pipeline has started since the process
+    /// started, all versions: one per worker at start and at each reload,
+    /// plus one to replace each instance that trapped.
+    pub instances: u64,
+}
+
+/// The live state of one running pipeline, shared by its threads.
+#[derive(Debug)]
+pub struct PipelineStatus {
+    config: PipelineConfig,
+    started_at_ms: i64,
+    plugins: Mutex<Vec<PluginVersion>>,
+    assigned: Mutex<BTreeSet<(String, i32)>>,
+    revocations: AtomicU64,
+    metrics: PipelineMetrics,
+}
+
+impl PipelineStatus {
+    /// A pipeline starting now with `plugins` (name, digest) in chain order.
+    pub fn new(config: &PipelineConfig, plugins: Vec<(String, String)>) -> Self {
+        let now = now_ms();
+        PipelineStatus {
+            metrics: crate::metrics::global().pipeline(&config.name),
+            config: config.clone(),
+            started_at_ms: now,
+            plugins: Mutex::new(versions(plugins, now)),
+            assigned: Mutex::new(BTreeSet::new()),
+            revocations: AtomicU64::new(0),
+        }
+    }
+
+    /// The pipeline's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// New plugin versions run from now on.
+    pub fn swapped(&self, plugins: Vec<(String, String)>) {
+        *lock(&self.plugins) = versions(plugins, now_ms());
+    }
+
+    /// A rebalance gave it a partition.
+    pub fn assigned(&self, topic: &str, partition: i32) {
+        lock(&self.assigned).insert((topic.to_owned(), partition));
+    }
+
+    /// A rebalance took a partition away.
+    pub fn revoked(&self, topic: &str, partition: i32) {
+        lock(&self.assigned).remove(&(topic.to_owned(), partition));
+        self.revocations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What `/api/status` shows of it.
+    pub fn view(&self) -> PipelineView {
+        PipelineView {
+            name: self.config.name.clone(),
+            state: "running",
+            error: None,
+            inputs: self.config.inputs.clone(),
+            output: self.config.output.clone(),
+            dlq: self.config.dlq.clone(),
+            group_id: self.config.group_id.clone(),
+            started_at_ms: Some(self.started_at_ms),
+            plugins: lock(&self.plugins)
+                .iter()
+                .map(|p| PluginVersion {
+                    instances: crate::metrics::global()
+                        .instances(&self.config.name, &p.name)
+                        .get(),
+                    ..p.clone()
+                })
+                .collect(),
+            assigned: lock(&self.assigned)
+                .iter()
+                .map(|(topic, partition)| Partition {
+                    topic: topic.clone(),
+                    partition: *partition,
+                })
+                .collect(),
+            revocations: self.revocations.load(Ordering::Relaxed),
+            events: self.metrics.events.get(),
+            outputs: self.metrics.outputs.get(),
+        }
+    }
+}
+
+fn versions(plugins: Vec<(String, String)>, at: i64) -> Vec<PluginVersion> {
+    plugins
+        .into_iter()
+        .map(|(name, digest)| PluginVersion {
+            name,
+            digest,
+            loaded_at_ms: at,
+            instances: 0,
+        })
+        .collect()
+}
+
+/// What became of a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Applied.
+    Ok,
+    /// Nothing changed: the new file or plugin was refused.
+    Failed,
+    /// Nothing changed: the edit needs a restart.
+    Refused,
+    /// Applied, but some pipelines could not start and are not running.
+    Partial,
+}
+
+impl Outcome {
+    /// The name used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Refused => "refused",
+            Outcome::Partial => "partial",
+        }
+    }
+}
+
+/// One reload, as the history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reload {
+    /// A plugin file changed.
+    Plugin {
+        at_ms: i64,
+        outcome: Outcome,
+        plugin: String,
+        /// The digest that ran before.
+        old: String,
+        /// The digest of the new file, when it could be read.
+        new: Option<String>,
+        /// The pipelines that switched.
+        pipelines: Vec<String>,
+        error: Option<String>,
+    },
+    /// The config file changed.
+    Config {
+        at_ms: i64,
+        outcome: Outcome,
+        added: Vec<String>,
+        removed: Vec<String>,
+        changed: Vec<String>,
+        error: Option<String>,
+    },
+}
+
+/// The status of one process: its pipelines and its reloads.
+#[derive(Debug, Default)]
+pub struct Status {
+    running: Mutex<BTreeMap<String, Arc<PipelineStatus>>>,
+    /// Pipelines that are configured but could not start, with why.
+    failed: Mutex<BTreeMap<String, (PipelineConfig, String)>>,
+    reloads: Mutex<VecDeque<Reload>>,
+}
+
+impl Status {
+    /// A pipeline is running.
+    pub fn started(&self, pipeline: Arc<PipelineStatus>) {
+        lock(&self.failed).remove(pipeline.name());
+        lock(&self.running).insert(pipeline.name().to_owned(), pipeline);
+    }
+
+    /// A pipeline stopped (removed, or about to restart).
+    pub fn stopped(&self, name: &str) {
+        lock(&self.running).remove(name);
+        lock(&self.failed).remove(name);
+    }
+
+    /// A configured pipeline could not start.
+    pub fn failed(&self, config: &PipelineConfig, error: String) {
+        lock(&self.running).remove(&config.name);
+        lock(&self.failed).insert(config.name.clone(), (config.clone(), error));
+    }
+
+    /// A running pipeline's status.
+    pub fn pipeline(&self, name: &str) -> Option<Arc<PipelineStatus>> {
+        lock(&self.running).get(name).cloned()
+    }
+
+    /// Records a reload (the oldest are forgotten).
+    pub fn reloaded(&self, reload: Reload) {
+        let mut reloads = lock(&self.reloads);
+        if reloads.len() == RELOAD_HISTORY {
+            reloads.pop_front();
+        }
+        reloads.push_back(reload);
+    }
+
+    /// Everything, for `/api/status`.
+    pub fn view(&self) -> StatusView {
+        let mut pipelines: Vec<PipelineView> =
+            lock(&self.running).values().map(|p| p.view()).collect();
+        pipelines.extend(
+            lock(&self.failed)
+                .values()
+                .map(|(config, error)| PipelineView {
+                    name: config.name.clone(),
+                    state: "failed",
+                    error: Some(error.clone()),
+                    inputs: config.inputs.clone(),
+                    output: config.output.clone(),
+                    dlq: config.dlq.clone(),
+                    group_id: config.group_id.clone(),
+                    started_at_ms: None,
+                    plugins: Vec::new(),
+                    assigned: Vec::new(),
+                    revocations: 0,
+                    events: 0,
+                    outputs: 0,
+                }),
+        );
+        pipelines.sort_by(|a, b| a.name.cmp(&b.name));
+        StatusView {
+            pipelines,
+            reloads: lock(&self.reloads).iter().cloned().collect(),
+        }
+    }
+}
+
+/// `/api/status`.
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    pub pipelines: Vec<PipelineView>,
+    /// Oldest first.
+    pub reloads: Vec<Reload>,
+}
+
+/// One pipeline in `/api/status`.
+#[derive(Debug, Serialize)]
+pub struct PipelineView {
+    pub name: String,
+    /// `running`, or `failed` (configured but not running; see `error`).
+    pub state: &'static str,
+    pub error: Option<String>,
+    pub inputs: Vec<String>,
+    pub output: String,
+    pub dlq: String,
+    pub group_id: String,
+    pub started_at_ms: Option<i64>,
+    /// The chain, in order.
+    pub plugins: Vec<PluginVersion>,
+    /// The partitions this process owns now.
+    pub assigned: Vec<Partition>,
+    /// How many partitions rebalances took away since it started.
+    pub revocations: u64,
+    /// Events processed and outputs written (since the process started).
+    pub events: u64,
+    pub outputs: u64,
+}
+
+/// A topic partition.
+#[derive(Debug, Serialize)]
+pub struct Partition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(name: &str) -> PipelineConfig {
+        PipelineConfig::new(name, vec!["in".into()], Vec::new(), "out", "dlq")
+    }
+
+    #[test]
+    fn pipelines_show_their_partitions_plugins_and_failures() {
+        let status = Status::default();
+        let a = Arc::new(PipelineStatus::new(
+            &config("a"),
+            vec![("p".into(), "sha256:1".into())],
+        ));
+        status.started(a.clone());
+        a.assigned("in", 1);
+        a.assigned("in", 0);
+        a.revoked("in", 1);
+        a.swapped(vec![("p".into(), "sha256:2".into())]);
+        status.failed(&config("b"), "no luck".into());
+
+        let view = serde_json::to_value(status.view()).expect("serializes");
+        let pipelines = view["pipelines"].as_array().expect("a list");
+        assert_eq!(pipelines.len(), 2);
+        assert_eq!(pipelines[0]["name"], "a");
+        assert_eq!(pipelines[0]["state"], "running");
+        assert_eq!(
+            pipelines[0]["assigned"],
+            serde_json::json!([{"topic": "in", "partition": 0}])
+        );
+        assert_eq!(pipelines[0]["revocations"], 1);
+        assert_eq!(pipelines[0]["plugins"][0]["digest"], "sha256:2");
+        assert_eq!(pipelines[1]["state"], "failed");
+        assert_eq!(pipelines[1]["error"], "no luck");
+
+        status.started(Arc::new(PipelineStatus::new(&config("b"), Vec::new())));
+        status.stopped("a");
+        let view = status.view();
+        let names: Vec<(&str, &str)> = view
+            .pipelines
+            .iter()
+            .map(|p| (p.name.as_str(), p.state))
+            .collect();
+        assert_eq!(names, [("b", "running")]);
+    }
+
+    #[test]
+    fn the_reload_history_is_bounded_and_tagged_by_kind() {
+        let status = Status::default();
+        for i in 0..RELOAD_HISTORY + 3 {
+            status.reloaded(Reload::Config {
+                at_ms: i as i64,
+                outcome: Outcome::Ok,
+                added: Vec::new(),
+                removed: Vec::new(),
+                changed: Vec::new(),
+                error: None,
+            });
+        }
+        let view = serde_json::to_value(status.view()).expect("serializes");
+        let reloads = view["reloads"].as_array().expect("a list");
+        assert_eq!(reloads.len(), RELOAD_HISTORY);
+        assert_eq!(reloads[0]["at_ms"], 3, "the oldest went first");
+        assert_eq!(reloads[0]["kind"], "config");
+        assert_eq!(reloads[0]["outcome"], "ok");
+    }
+}
