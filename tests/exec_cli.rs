@@ -17,7 +17,13 @@ use sluice_testkit::sluice::{binary, plugin_path};
 /// Runs `sluice exec PLUGIN ARGS...`, feeding `stdin`, and returns what it
 /// did.
 fn exec(plugin: &Path, args: &[&str], stdin: &str) -> Output {
+    exec_with_env(plugin, args, stdin, &[])
+}
+
+/// [`exec`] with environment variables set.
+fn exec_with_env(plugin: &Path, args: &[&str], stdin: &str, env: &[(&str, &Path)]) -> Output {
     let mut child = Command::new(binary())
+        .envs(env.iter().copied())
         .arg("exec")
         .arg(plugin)
         .args(args)
@@ -357,4 +363,52 @@ fn config_without_equals_is_a_usage_error() {
     // clap's usage errors exit with 2.
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn compiled_plugins_are_cached_and_a_damaged_entry_is_replaced() {
+    let cache = tempfile::tempdir().unwrap();
+    let env = [("SLUICE_CACHE_DIR", cache.path())];
+    let plugin = plugin_path("passthrough");
+    let entries = || -> Vec<PathBuf> {
+        std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect()
+    };
+    let run = || {
+        let output = exec_with_env(&plugin, &[], "{\"value\":\"x\"}\n", &env);
+        assert_success(&output);
+        assert_eq!(stdout_lines(&output)[0]["outputs"][0]["value"], "x");
+    };
+
+    run();
+    let first = entries();
+    assert_eq!(first.len(), 1, "one entry for one plugin: {first:?}");
+    let written = std::fs::read(&first[0]).unwrap();
+
+    // A second run uses the entry (and leaves it alone).
+    run();
+    assert_eq!(std::fs::read(&first[0]).unwrap(), written);
+
+    // A damaged entry is never run: the plugin is compiled again and the
+    // entry rewritten.
+    let mut damaged = written.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x5a;
+    std::fs::write(&first[0], &damaged).unwrap();
+    run();
+    assert_eq!(std::fs::read(&first[0]).unwrap(), written);
+
+    // `off` turns it off.
+    std::fs::remove_dir_all(cache.path()).unwrap();
+    let off = exec_with_env(
+        &plugin,
+        &[],
+        "{\"value\":\"x\"}\n",
+        &[("SLUICE_CACHE_DIR", Path::new("off"))],
+    );
+    assert_success(&off);
+    assert!(!cache.path().exists(), "nothing written with the cache off");
 }

@@ -607,6 +607,110 @@ fn environment_is_empty_unless_granted() {
     assert!(value.starts_with("err:"), "env:{host_var} gave {value:?}");
 }
 
+/// A loopback listener that greets every connection and counts them.
+struct Greeter {
+    addr: std::net::SocketAddr,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Greeter {
+    fn start() -> Greeter {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        // Ends with the test process; accepts only what the test sends.
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = stream.write_all(b"hello from the host");
+            }
+        });
+        Greeter { addr, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn network_is_denied_unless_granted() {
+    let greeter = Greeter::start();
+    let connect = format!("connect:{}", greeter.addr);
+
+    let mut denied = runner("hostile");
+    let value = single_value(&one(&mut denied, &connect));
+    assert!(
+        value.starts_with("err:"),
+        "{connect} without a grant gave {value:?}"
+    );
+    let value = single_value(&one(&mut denied, "resolve:localhost"));
+    assert!(
+        value.starts_with("err:"),
+        "a name lookup without a grant gave {value:?}"
+    );
+    assert_eq!(
+        greeter.accepted(),
+        0,
+        "a denied connect reached the listener"
+    );
+    assert_recovers(&mut denied);
+
+    // The grant opens both: the denial above is the sandbox.
+    let mut granted = hostile_with(
+        Limits::default(),
+        Sandbox {
+            network: true,
+            ..Sandbox::default()
+        },
+    );
+    assert_eq!(
+        single_value(&one(&mut granted, &connect)),
+        "ok:hello from the host"
+    );
+    assert_eq!(greeter.accepted(), 1);
+    assert_eq!(
+        single_value(&one(&mut granted, "resolve:localhost")),
+        "ok:127.0.0.1"
+    );
+}
+
+/// The hostile plugin with a 16 MiB memory cap.
+fn small_hostile() -> PluginRunner {
+    hostile_with(
+        Limits {
+            memory_bytes: 16 << 20,
+            ..Limits::default()
+        },
+        Sandbox::default(),
+    )
+}
+
+#[test]
+fn a_plugin_whose_memory_grows_is_replaced_before_it_hits_the_cap() {
+    // 300 events that each keep 256 KiB: 75 MiB in all, past the 16 MiB
+    // cap many times over, one event per call as a quiet pipeline sends.
+    let mut runner = small_hostile();
+    for i in 0..300 {
+        let outcome = one(&mut runner, "leak:256");
+        assert!(outcome.is_ok(), "event {i}: {outcome:?}");
+    }
+}
+
+#[test]
+fn a_memory_trap_on_a_used_instance_is_tried_again_on_a_fresh_one() {
+    let mut runner = small_hostile();
+    // 8 MiB kept: below the point where the instance is replaced...
+    assert!(one(&mut runner, "leak:8192").is_ok());
+    // ...so 6 MiB more hit the cap on this instance, and pass on a fresh one.
+    assert_eq!(single_value(&one(&mut runner, "leak:6144")), "leak:6144");
+    // What fails on a fresh instance too is the event's own doing.
+    assert_eq!(failure_of(&one(&mut runner, "oom")).0, FailureKind::Memory);
+    assert_recovers(&mut runner);
+}
+
 // ---------------------------------------------------------------------------
 // Culprit isolation: one poison event in a batch
 // ---------------------------------------------------------------------------

@@ -77,8 +77,18 @@ impl CompiledPlugin {
                 "not a WebAssembly file (no `\\0asm` header)".into(),
             ));
         }
+        let digest = digest_of(bytes);
         let component =
-            Component::new(engine.engine(), bytes).map_err(|e| compile_error(format!("{e:#}")))?;
+            match engine.cache() {
+                Some(cache) => cache.load_or_compile(engine.engine(), &digest, bytes).map(
+                    |(component, source)| {
+                        tracing::debug!(plugin = name, ?source, "component ready");
+                        component
+                    },
+                ),
+                None => Component::new(engine.engine(), bytes),
+            }
+            .map_err(|e| compile_error(format!("{e:#}")))?;
         let instance_pre = engine
             .linker()
             .instantiate_pre(&component)
@@ -87,7 +97,7 @@ impl CompiledPlugin {
         Ok(CompiledPlugin {
             name: name.into(),
             path: path.to_owned(),
-            digest: digest_of(bytes).into(),
+            digest: digest.into(),
             pre,
             engine: engine.clone(),
         })

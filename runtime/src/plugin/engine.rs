@@ -10,6 +10,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::PluginError;
 use super::bindings::Processor;
+use super::cache::ComponentCache;
 use super::host::HostState;
 
 /// How often the epoch advances. A call's deadline is rounded up to whole
@@ -25,13 +26,20 @@ pub struct PluginEngine {
 struct Inner {
     engine: wasmtime::Engine,
     linker: Linker<HostState>,
+    cache: Option<ComponentCache>,
     _ticker: EpochTicker,
 }
 
 impl PluginEngine {
-    /// Creates the engine and starts its epoch ticker thread, which stops
-    /// when the last handle is dropped.
+    /// Creates the engine with the compiled-plugin cache the environment
+    /// asks for (see [`ComponentCache::from_env`]), and starts its epoch
+    /// ticker thread, which stops when the last handle is dropped.
     pub fn new() -> Result<Self, PluginError> {
+        Self::with_cache(ComponentCache::from_env())
+    }
+
+    /// Like [`PluginEngine::new`], with this cache (or none).
+    pub fn with_cache(cache: Option<ComponentCache>) -> Result<Self, PluginError> {
         let engine_error = |e: wasmtime::Error| PluginError::Engine {
             message: format!("{e:#}"),
         };
@@ -53,6 +61,10 @@ impl PluginEngine {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
+        // Guests built with componentize-js import `wasi:http` whether they
+        // use it or not; requests are refused unless the sandbox grants the
+        // network (see `sandbox::HttpHooks`).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(engine_error)?;
         Processor::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(engine_error)?;
 
@@ -61,6 +73,7 @@ impl PluginEngine {
             inner: Arc::new(Inner {
                 engine,
                 linker,
+                cache,
                 _ticker: ticker,
             }),
         })
@@ -72,6 +85,11 @@ impl PluginEngine {
 
     pub(crate) fn linker(&self) -> &Linker<HostState> {
         &self.inner.linker
+    }
+
+    /// The compiled-plugin cache, if on.
+    pub fn cache(&self) -> Option<&ComponentCache> {
+        self.inner.cache.as_ref()
     }
 
     /// Number of epoch ticks that covers `span`, at least one. Ticks only

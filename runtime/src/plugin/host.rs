@@ -1,11 +1,13 @@
-//! The per-instance host state (WASI context, resource table, memory
-//! limiter) and the `host` interface plugins import: logging into tracing.
+//! The per-instance host state (WASI and `wasi:http` contexts, resource
+//! table, memory limiter) and the `host` interface plugins import: logging
+//! into tracing.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::Level;
 use super::bindings::sluice::plugin::{host, types};
@@ -18,6 +20,8 @@ const MAX_LOG_LINE: usize = 4096;
 /// Everything a store holds for one plugin instance.
 pub struct HostState {
     pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) http_hooks: super::sandbox::HttpHooks,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) plugin: Arc<str>,
@@ -30,6 +34,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct Instance {
     bindings: Processor,
     stdio: TailBuffer,
     limits: Limits,
+    /// Its memory once `init` returned.
+    memory_at_start: usize,
 }
 
 impl Instance {
@@ -52,6 +54,10 @@ impl Instance {
         let wasi = settings.sandbox.build(&stdio)?;
         let state = HostState {
             wasi,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http_hooks: super::sandbox::HttpHooks {
+                network: settings.sandbox.network,
+            },
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(settings.limits.memory_bytes),
             plugin: Arc::clone(name),
@@ -84,6 +90,7 @@ impl Instance {
             bindings,
             stdio,
             limits: settings.limits.clone(),
+            memory_at_start: 0,
         };
         match instance
             .bindings
@@ -91,6 +98,7 @@ impl Instance {
         {
             Ok(Ok(())) => {
                 settings.starts.inc();
+                instance.memory_at_start = instance.memory();
                 Ok(instance)
             }
             Ok(Err(message)) => Err(PluginError::Init {
@@ -117,6 +125,22 @@ impl Instance {
             Ok(outcomes) => Ok(outcomes),
             Err(trap) => Err(self.classify(trap)),
         }
+    }
+
+    /// The size of its largest linear memory, in bytes.
+    pub fn memory(&self) -> usize {
+        self.store.data().limiter.largest
+    }
+
+    /// Whether its memory has used up three quarters of what the cap left
+    /// it after `init`. Guest runtimes such as Python's and JavaScript's
+    /// grow their heap with every event and never give it back, so such an
+    /// instance is replaced between batches before a good event can hit
+    /// the cap.
+    pub fn is_nearly_full(&self) -> bool {
+        let cap = self.limits.memory_bytes;
+        let room = cap.saturating_sub(self.memory_at_start);
+        self.memory() > self.memory_at_start + room / 4 * 3
     }
 
     /// Turns a trap into the failure it stands for.

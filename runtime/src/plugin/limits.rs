@@ -43,6 +43,8 @@ impl Default for Limits {
 pub(crate) struct MemoryLimiter {
     max_bytes: usize,
     pub(crate) refused: bool,
+    /// The size of the instance's largest linear memory.
+    pub(crate) largest: usize,
 }
 
 impl MemoryLimiter {
@@ -50,6 +52,7 @@ impl MemoryLimiter {
         MemoryLimiter {
             max_bytes,
             refused: false,
+            largest: 0,
         }
     }
 }
@@ -62,7 +65,9 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.max_bytes && maximum.is_none_or(|max| desired <= max);
-        if !allowed {
+        if allowed {
+            self.largest = self.largest.max(desired);
+        } else {
             self.refused = true;
         }
         Ok(allowed)

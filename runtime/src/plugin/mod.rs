@@ -3,13 +3,15 @@
 //! can go wrong in a call into a per-event [`Failure`].
 //!
 //! - [`engine`]: the shared wasmtime engine and its epoch ticker.
-//! - [`compiled`]: a validated, compiled plugin ready to instantiate.
+//! - [`compiled`]: a validated, compiled plugin ready to instantiate;
+//!   [`cache`]: compiled components kept on disk.
 //! - [`instance`]: one live instance (store + bindings) and its calls.
 //! - [`runner`]: the per-worker driver that keeps an instance, replaces it
 //!   after a trap and isolates the culprit of a failed batch.
 //! - [`limits`], [`sandbox`], [`host`]: what a plugin may use and see.
 
 mod bindings;
+pub mod cache;
 pub mod compiled;
 pub mod engine;
 pub mod host;

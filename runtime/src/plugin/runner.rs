@@ -1,6 +1,7 @@
 //! The per-worker plugin driver: keeps one instance alive across batches,
-//! replaces it after a trap, and when a batch fails as a whole, retries its
-//! events one by one so only the culprit fails.
+//! replaces it after a trap or when its memory nears the cap, and when a
+//! batch fails as a whole, retries its events one by one so only the
+//! culprit fails.
 
 use std::sync::Arc;
 
@@ -73,9 +74,27 @@ impl PluginRunner {
         }
     }
 
-    /// One call into the plugin, starting a fresh instance first if the last
-    /// one trapped. `Err` fails every event of the call.
+    /// One call into the plugin. A single event that hits the memory cap on
+    /// an instance that has processed earlier batches is tried once more on
+    /// a fresh instance: the memory may be the earlier events', not its own.
+    /// `Err` fails every event of the call.
     fn call(&mut self, events: &[Event]) -> Result<Vec<Outcome>, Failure> {
+        let fresh = self.instance.is_none();
+        match self.call_once(events) {
+            Err(failure) if failure.kind == FailureKind::Memory && !fresh && events.len() == 1 => {
+                tracing::debug!(
+                    plugin = &*self.plugin.name().clone(),
+                    "memory cap hit on a used instance; trying the event on a fresh one"
+                );
+                self.call_once(events)
+            }
+            other => other,
+        }
+    }
+
+    /// One call into the plugin, starting a fresh instance first if the last
+    /// one trapped or filled up.
+    fn call_once(&mut self, events: &[Event]) -> Result<Vec<Outcome>, Failure> {
         let instance = match &mut self.instance {
             Some(instance) => instance,
             slot @ None => {
@@ -92,6 +111,14 @@ impl PluginRunner {
                 return Err(failure);
             }
         };
+        if instance.is_nearly_full() {
+            tracing::debug!(
+                plugin = &*self.plugin.name().clone(),
+                memory = instance.memory(),
+                "instance memory nears the cap; the next batch gets a fresh instance"
+            );
+            self.instance = None;
+        }
         if results.len() != events.len() {
             self.instance = None;
             return Err(Failure::new(

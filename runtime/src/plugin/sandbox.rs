@@ -1,9 +1,11 @@
 //! What a plugin may see of the outside world. Everything is denied unless a
-//! pipeline grants it: no environment, no filesystem, no network.
+//! pipeline grants it: no environment, no filesystem, no network (sockets,
+//! name lookups, `wasi:http` requests).
 
 use std::path::PathBuf;
 
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
 use super::PluginError;
 use super::stdio::TailBuffer;
@@ -52,7 +54,13 @@ impl Sandbox {
                 })?;
         }
         if self.network {
-            builder.inherit_network().allow_ip_name_lookup(true);
+            // Each use must be allowed besides the address check: wasmtime
+            // denies TCP, UDP and name lookups by default.
+            builder
+                .inherit_network()
+                .allow_ip_name_lookup(true)
+                .allow_tcp(true)
+                .allow_udp(true);
         } else {
             // The default already denies every address; say it so a future
             // change of default cannot open the sandbox silently.
@@ -63,5 +71,45 @@ impl Sandbox {
                 .allow_udp(false);
         }
         Ok(builder.build())
+    }
+}
+
+/// What a plugin's `wasi:http` requests may do: nothing, unless the
+/// sandbox grants the network. (Requests go out from the host, not through
+/// the guest's sockets, so the socket rules above do not cover them.)
+#[derive(Debug)]
+pub(crate) struct HttpHooks {
+    pub network: bool,
+}
+
+/// The future a response or its failure arrives on.
+type Sent = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<WasiBody>,
+                Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for HttpHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Sent {
+        drop(fut);
+        if !self.network {
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
     }
 }
