@@ -159,6 +159,17 @@ fn assert_malformed_dead_lettered(
     pipeline: &str,
     delivered: &[Delivered],
 ) {
+    assert_malformed_dead_lettered_by(dead, bad, pipeline, "order-enrich", delivered);
+}
+
+/// [`assert_malformed_dead_lettered`] by `plugin`.
+fn assert_malformed_dead_lettered_by(
+    dead: &[Record],
+    bad: &[(String, String)],
+    pipeline: &str,
+    plugin: &str,
+    delivered: &[Delivered],
+) {
     assert_eq!(
         tally(dead, key_of),
         exactly_once(bad.iter().map(|(k, _)| k.clone())),
@@ -166,7 +177,7 @@ fn assert_malformed_dead_lettered(
     );
     for ((key, _), at) in bad.iter().zip(delivered) {
         let dl = dead_letter(dead, key);
-        assert_envelope(dl, "invalid", pipeline, "order-enrich", "orders", *at);
+        assert_envelope(dl, "invalid", pipeline, plugin, "orders", *at);
     }
 }
 
@@ -252,6 +263,59 @@ fn assert_no_panic(text: &str) {
 // ---------------------------------------------------------------------------
 // 1. The tutorial scenario
 // ---------------------------------------------------------------------------
+
+/// The tutorial through `plugin`, an order-enrich: every order enriched
+/// once, the malformed ones dead-lettered by it, everything committed.
+fn tutorial_through(plugin: &str) {
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    scene.create_topics(&[("orders", 3), ("orders-enriched", 3), ("orders-dlq", 1)]);
+    let orders = tutorial_orders(40);
+    let bad = malformed();
+    let delivered = kafka::produce(
+        &bootstrap,
+        "orders",
+        &[orders.clone(), bad.clone()].concat(),
+    );
+    let name = plugin.replace('-', "_");
+    let config = single_plugin_config(
+        &scene,
+        &name,
+        "orders",
+        plugin,
+        "orders-enriched",
+        "orders-dlq",
+        "batch_size = 16",
+    );
+    let mut run = scene.start(&config, &name);
+    let mut reader = Reader::new(&bootstrap, &["orders-enriched", "orders-dlq"]);
+    land_then_stop(&mut reader, orders.len() + bad.len(), &mut run);
+    assert_no_panic(&run.stderr());
+
+    let results = reader.of("orders-enriched");
+    assert_eq!(
+        tally(&results, order_id),
+        exactly_once(by_order_id(&orders).into_keys()),
+        "{plugin}: results"
+    );
+    let originals = by_order_id(&orders);
+    for r in &results {
+        let (key, value) = originals[&order_id(r)];
+        // By value: JavaScript writes `13` for Rust's `13.0`.
+        let want = kafka::numbers_as_floats(enriched(value));
+        assert_eq!(r.json_value(), want, "{plugin}: {r:?}");
+        assert_eq!(r.key.as_deref(), Some(key.as_str()), "{plugin}: {r:?}");
+        assert_eq!(r.header("sluice.plugin"), Some(plugin), "{plugin}: {r:?}");
+    }
+    let dead = reader.of("orders-dlq");
+    assert_malformed_dead_lettered_by(&dead, &bad, &name, plugin, &delivered[orders.len()..]);
+    assert_committed_all(&bootstrap, &format!("e2e-{name}"), "orders", &delivered);
+}
+
+#[test]
+fn the_tutorial_runs_through_the_javascript_order_enrich() {
+    tutorial_through("order-enrich-js");
+}
 
 #[test]
 fn tutorial_orders_are_enriched_or_dead_lettered_once_and_committed() {

@@ -66,6 +66,12 @@ impl Record {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The value parsed as JSON with every number as a float (see
+    /// [`numbers_as_floats`]); panics if it is not JSON.
+    pub fn json_value(&self) -> serde_json::Value {
+        numbers_as_floats(self.json())
+    }
+
     /// The value parsed as JSON; panics (with the record) if it is not.
     pub fn json(&self) -> serde_json::Value {
         let value = self
@@ -293,4 +299,24 @@ pub fn ends(delivered: &[Delivered]) -> BTreeMap<i32, i64> {
         *end = (*end).max(d.offset + 1);
     }
     ends
+}
+
+/// `value` with every number as a float, so that JSON from different
+/// languages compares by value: JavaScript writes `13` where Rust writes
+/// `13.0`.
+pub fn numbers_as_floats(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => n
+            .as_f64()
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::Number(n), Value::Number),
+        Value::Array(items) => Value::Array(items.into_iter().map(numbers_as_floats).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, numbers_as_floats(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }

@@ -1,0 +1,211 @@
+#!/usr/bin/env node
+// sluice-build: bundles a JS plugin module with the SDK (esbuild) and turns
+// it into a Sluice plugin component (componentize-js, SpiderMonkey).
+//
+//   node plugins/js/sdk/build.mjs app.js -o app.wasm
+//   npx sluice-build app.js -o app.wasm          (after npm install of the SDK)
+//
+// Run with --help for the options.
+
+import { existsSync, realpathSync } from 'node:fs';
+import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const SDK_DIR = dirname(fileURLToPath(import.meta.url));
+// The SDK lives at <checkout>/plugins/js/sdk; the contract at <checkout>/wit.
+const SDK_WIT = resolve(SDK_DIR, '..', '..', '..', 'wit');
+const WORLD = 'processor';
+const HOST_IMPORT = 'sluice:plugin/host@0.1.0';
+// WASI features StarlingMonkey would otherwise import; the host does not
+// provide wasi:http, so a plugin cannot use fetch().
+const DEFAULT_DISABLED = ['http', 'fetch-event'];
+
+const USAGE = `Usage: sluice-build <plugin.js|.mjs|.ts> -o <plugin.wasm> [options]
+
+Bundles the plugin module with sluice-sdk and builds a Sluice plugin
+component (world sluice:plugin/processor) with componentize-js.
+
+Options:
+  -o, --out <file>       the component to write (required; written atomically)
+      --wit <dir>        the WIT contract (default: $SLUICE_WIT, else the
+                         checkout's wit/ next to this SDK (${SDK_WIT}),
+                         else the first wit/plugin.wit above the cwd)
+      --keep-bundle <f>  also write the bundled JS (what trap stack traces
+                         point into) to <f>
+      --enable <feat>    keep a WASI feature the build disables by default
+                         (http, fetch-event; repeatable). The host refuses
+                         components that import wasi:http.
+      --disable <feat>   disable another feature (stdio, random, clocks;
+                         repeatable)
+  -q, --quiet            print nothing on success
+  -h, --help             this text`;
+
+export async function build({
+  input,
+  out,
+  wit = process.env.SLUICE_WIT || defaultWit(),
+  enable = [],
+  disable = [],
+  keepBundle = null,
+} = {}) {
+  if (!input || !out) throw new Error('build needs an input module and an output path');
+  input = resolve(input);
+  out = resolve(out);
+  wit = resolve(wit);
+  await mustExist(input, 'plugin module');
+  await mustExist(wit, 'WIT contract (set --wit or SLUICE_WIT)');
+
+  const started = performance.now();
+  const work = await mkdtemp(join(tmpdir(), 'sluice-build-'));
+  try {
+    // 1. Bundle: entry = host import + SDK runtime + the author's module.
+    const name = basename(out, extname(out)) || 'plugin';
+    const entry = join(work, 'entry.js');
+    await writeFile(
+      entry,
+      [
+        `import { log } from ${JSON.stringify(HOST_IMPORT)};`,
+        `import { bind } from ${JSON.stringify(join(SDK_DIR, 'runtime.js'))};`,
+        `import * as plugin from ${JSON.stringify(input)};`,
+        'const exports = bind(plugin, log);',
+        'export const init = exports.init;',
+        'export const process = exports.process;',
+        '',
+      ].join('\n'),
+    );
+    const bundle = join(work, `${name}.js`);
+    const esbuild = await import('esbuild');
+    const result = await esbuild.build({
+      entryPoints: [entry],
+      outfile: bundle,
+      bundle: true,
+      format: 'esm',
+      platform: 'neutral',
+      target: 'es2022',
+      mainFields: ['module', 'main'],
+      // Host and WASI interfaces are provided by the component's bindings.
+      external: ['sluice:*', 'wasi:*'],
+      plugins: [sdkAlias()],
+      logLevel: 'silent',
+      legalComments: 'none',
+      // Class and function names survive bundling: error messages and
+      // stack traces name them as written.
+      keepNames: true,
+    });
+    for (const warning of result.warnings) console.error(`esbuild warning: ${warning.text}`);
+    if (keepBundle) await writeFile(resolve(keepBundle), await readFile(bundle));
+
+    // 2. Componentize (SpiderMonkey + wizer snapshot of the module's top level).
+    const { componentize } = await import('@bytecodealliance/componentize-js');
+    const disableFeatures = [...new Set([...DEFAULT_DISABLED.filter((f) => !enable.includes(f)), ...disable])];
+    const { component } = await componentize({
+      sourcePath: bundle,
+      witPath: wit,
+      worldName: WORLD,
+      disableFeatures,
+    });
+
+    // 3. Write atomically: the host hot-reloads plugins from their directory.
+    const tmp = join(dirname(out), `.${basename(out)}.tmp`);
+    await writeFile(tmp, component);
+    await rename(tmp, out);
+    return { out, bytes: component.length, seconds: (performance.now() - started) / 1000, disableFeatures };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+// The SDK's checkout, else (an SDK installed as a copy, e.g. with
+// --install-links) the nearest wit/plugin.wit from the cwd upwards.
+function defaultWit() {
+  if (existsSync(join(SDK_WIT, 'plugin.wit'))) return SDK_WIT;
+  for (let dir = process.cwd(); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'wit', 'plugin.wit'))) return join(dir, 'wit');
+    if (dirname(dir) === dir) return SDK_WIT;
+  }
+}
+
+// Every `sluice-sdk` import, the author's or the runtime's, resolves to this
+// SDK's files, so the bundle has exactly one copy (`instanceof` works).
+function sdkAlias() {
+  const files = { 'sluice-sdk': 'index.js', 'sluice-sdk/runtime': 'runtime.js' };
+  return {
+    name: 'sluice-sdk-alias',
+    setup(b) {
+      b.onResolve({ filter: /^sluice-sdk(\/.*)?$/ }, (args) => {
+        const file = files[args.path];
+        if (!file) return { errors: [{ text: `sluice-sdk has no module ${args.path}` }] };
+        return { path: join(SDK_DIR, file) };
+      });
+    },
+  };
+}
+
+async function mustExist(path, what) {
+  try {
+    await stat(path);
+  } catch {
+    throw new Error(`${what} not found: ${path}`);
+  }
+}
+
+function isMain() {
+  try {
+    return pathToFileURL(realpathSync(process.argv[1])).href === import.meta.url;
+  } catch {
+    return false;
+  }
+}
+
+async function main(argv) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      out: { type: 'string', short: 'o' },
+      wit: { type: 'string' },
+      'keep-bundle': { type: 'string' },
+      enable: { type: 'string', multiple: true, default: [] },
+      disable: { type: 'string', multiple: true, default: [] },
+      quiet: { type: 'boolean', short: 'q', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1 || !values.out) {
+    console.error(USAGE);
+    return 2;
+  }
+  const built = await build({
+    input: positionals[0],
+    out: values.out,
+    wit: values.wit,
+    enable: values.enable,
+    disable: values.disable,
+    keepBundle: values['keep-bundle'],
+  });
+  if (!values.quiet) {
+    const mib = (built.bytes / 1048576).toFixed(1);
+    console.error(`sluice-build: wrote ${built.out} (${mib} MiB) in ${built.seconds.toFixed(1)} s`);
+  }
+  return 0;
+}
+
+if (isMain()) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      // esbuild's errors carry located messages; componentize-js's carry
+      // the wizer output (e.g. an exception at module top level).
+      const located = err.errors?.map((e) => (e.location ? `${e.location.file}:${e.location.line}:${e.location.column}: ${e.text}` : e.text));
+      console.error(`sluice-build: ${located?.length ? located.join('\n') : err.message}`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,175 @@
+//! Plugins written in other languages, on the real host: the JavaScript
+//! (componentize-js) and Python (componentize-py) builds of `order-enrich`
+//! give the same outcome per event as the Rust one, on the same input:
+//! the same outputs (compared as parsed JSON, with the same inherited key
+//! and headers) and the same failure kind for every bad event. Built by
+//! `scripts/build-plugins` once `scripts/setup` installed the toolchains.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use sluice::plugin::{
+    CompiledPlugin, Event, FailureKind, InstanceSettings, Outcome, PluginEngine, PluginRunner,
+};
+use sluice_testkit::kafka::numbers_as_floats;
+use sluice_testkit::sluice::plugin_path;
+
+/// The guest builds of `order-enrich`, by file name.
+const GUESTS: &[&str] = &["order-enrich-js"];
+
+fn runner(engine: &PluginEngine, name: &str, config: &[(&str, &str)]) -> PluginRunner {
+    let path = plugin_path(name);
+    let plugin = CompiledPlugin::load(engine, name, &path)
+        .unwrap_or_else(|e| panic!("load {}: {e}", path.display()));
+    let settings = InstanceSettings {
+        config: config
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..InstanceSettings::default()
+    };
+    PluginRunner::start(Arc::new(plugin), Arc::new(settings))
+        .unwrap_or_else(|e| panic!("start {name}: {e}"))
+}
+
+fn event(offset: i64, value: Option<&str>) -> Event {
+    Event {
+        topic: "orders".into(),
+        partition: 0,
+        offset,
+        timestamp_ms: Some(1_732_400_000_000),
+        key: Some(format!("CUST-{:03}", offset % 10).into_bytes()),
+        value: value.map(|v| v.as_bytes().to_vec()),
+        headers: vec![("source".into(), b"web".to_vec())],
+    }
+}
+
+/// Orders across the tiers and their edges, then every kind of bad event
+/// the Rust plugin documents.
+fn inputs() -> Vec<Option<String>> {
+    let mut values: Vec<Option<String>> = (0..300)
+        .map(|i| {
+            Some(format!(
+                r#"{{"order_id":"ORD-{i:04}","customer_id":"CUST-{:03}","amount":{},"timestamp":1732400000.0,"note":"n{i}"}}"#,
+                i % 10,
+                (i as f64) * 0.73 + (i % 7) as f64 * 0.005
+            ))
+        })
+        .collect();
+    for bad in [
+        "not json",
+        "",
+        "[1,2]",
+        "42",
+        r#""a string""#,
+        "null",
+        r#"{"amount":1}"#,
+        r#"{"order_id":7,"amount":1}"#,
+        r#"{"order_id":"A"}"#,
+        r#"{"order_id":"A","amount":"12"}"#,
+        r#"{"order_id":"A","amount":-1.5}"#,
+        r#"{"order_id":"A","amount":1e300}"#,
+        r#"{"order_id":"A","amount":49.995,"tier":"x","amount_cents":1}"#,
+        r#"{"order_id":"A","amount":50}"#,
+        r#"{"order_id":"A","amount":100}"#,
+        r#"{"order_id":"A","amount":0}"#,
+    ] {
+        values.push(Some(bad.to_owned()));
+    }
+    values.push(None);
+    values
+}
+
+/// An outcome in a comparable shape: the outputs as (key, headers, parsed
+/// value), or the failure kind.
+fn comparable(outcome: &Outcome, input: &Event) -> Result<Vec<(Vec<u8>, Value)>, FailureKind> {
+    match outcome {
+        Ok(outputs) => Ok(outputs
+            .iter()
+            .map(|o| {
+                assert_eq!(o.topic, None, "to the result topic");
+                assert!(o.headers.is_none(), "inherits the headers");
+                let key = o
+                    .key
+                    .clone()
+                    .or_else(|| input.key.clone())
+                    .unwrap_or_default();
+                let value = serde_json::from_slice(o.value.as_deref().unwrap_or_default())
+                    .expect("a JSON output");
+                // By value: JavaScript writes `13` for Rust's `13.0`.
+                let value = numbers_as_floats(value);
+                (key, value)
+            })
+            .collect()),
+        Err(failure) => Err(failure.kind),
+    }
+}
+
+fn assert_same_as_rust(guest: &str, config: &[(&str, &str)], batch: usize) {
+    let engine = PluginEngine::new().expect("an engine");
+    let mut rust = runner(&engine, "order-enrich", config);
+    let mut other = runner(&engine, guest, config);
+    let values = inputs();
+    let events: Vec<Event> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| event(i as i64, v.as_deref()))
+        .collect();
+    let mut compared = 0;
+    for chunk in events.chunks(batch) {
+        let want = rust.process(chunk);
+        let got = other.process(chunk);
+        assert_eq!(got.len(), chunk.len());
+        for ((want, got), input) in want.iter().zip(&got).zip(chunk) {
+            let (want, got) = (comparable(want, input), comparable(got, input));
+            assert_eq!(
+                got,
+                want,
+                "{guest} (batch {batch}, config {config:?}) differs from Rust on {:?}: \
+                 got {got:?}, Rust gave {want:?}",
+                input.value.as_deref().map(String::from_utf8_lossy)
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, values.len());
+}
+
+#[test]
+fn guest_order_enrich_matches_rust_event_by_event() {
+    for guest in GUESTS {
+        assert_same_as_rust(guest, &[], 128);
+        assert_same_as_rust(guest, &[], 1);
+        assert_same_as_rust(guest, &[("silver_from", "10"), ("gold_from", "20")], 64);
+    }
+}
+
+#[test]
+fn guest_order_enrich_refuses_a_bad_config_as_rust_does() {
+    let engine = PluginEngine::new().expect("an engine");
+    for config in [
+        [("silver_from", "-1"), ("gold_from", "100")],
+        [("silver_from", "60"), ("gold_from", "50")],
+        [("silver_from", "lots"), ("gold_from", "100")],
+    ] {
+        let start = |name: &str| {
+            let plugin = CompiledPlugin::load(&engine, name, &plugin_path(name))
+                .unwrap_or_else(|e| panic!("load {name}: {e}"));
+            let settings = InstanceSettings {
+                config: config
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                ..InstanceSettings::default()
+            };
+            match PluginRunner::start(Arc::new(plugin), Arc::new(settings)) {
+                Ok(_) => panic!("{name} started with {config:?}"),
+                Err(e) => e.to_string().replace(name, "PLUGIN"),
+            }
+        };
+        let want = start("order-enrich");
+        for guest in GUESTS {
+            assert_eq!(start(guest), want, "{guest} with {config:?}");
+        }
+    }
+}
