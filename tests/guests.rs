@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use sluice::plugin::{
-    CompiledPlugin, Event, FailureKind, InstanceSettings, Outcome, PluginEngine, PluginRunner,
+    CompiledPlugin, Event, FailureKind, InstanceSettings, Outcome, PluginEngine, PluginError,
+    PluginRunner,
 };
 use sluice_testkit::kafka::numbers_as_floats;
 use sluice_testkit::sluice::plugin_path;
@@ -17,7 +18,12 @@ use sluice_testkit::sluice::plugin_path;
 /// The guest builds of `order-enrich`, by file name.
 const GUESTS: &[&str] = &["order-enrich-js"];
 
-fn runner(engine: &PluginEngine, name: &str, config: &[(&str, &str)]) -> PluginRunner {
+/// Plugin `name` started with `config` (its `init` run).
+fn start(
+    engine: &PluginEngine,
+    name: &str,
+    config: &[(&str, &str)],
+) -> Result<PluginRunner, PluginError> {
     let path = plugin_path(name);
     let plugin = CompiledPlugin::load(engine, name, &path)
         .unwrap_or_else(|e| panic!("load {}: {e}", path.display()));
@@ -29,7 +35,10 @@ fn runner(engine: &PluginEngine, name: &str, config: &[(&str, &str)]) -> PluginR
         ..InstanceSettings::default()
     };
     PluginRunner::start(Arc::new(plugin), Arc::new(settings))
-        .unwrap_or_else(|e| panic!("start {name}: {e}"))
+}
+
+fn runner(engine: &PluginEngine, name: &str, config: &[(&str, &str)]) -> PluginRunner {
+    start(engine, name, config).unwrap_or_else(|e| panic!("start {name}: {e}"))
 }
 
 fn event(offset: i64, value: Option<&str>) -> Event {
@@ -152,24 +161,13 @@ fn guest_order_enrich_refuses_a_bad_config_as_rust_does() {
         [("silver_from", "60"), ("gold_from", "50")],
         [("silver_from", "lots"), ("gold_from", "100")],
     ] {
-        let start = |name: &str| {
-            let plugin = CompiledPlugin::load(&engine, name, &plugin_path(name))
-                .unwrap_or_else(|e| panic!("load {name}: {e}"));
-            let settings = InstanceSettings {
-                config: config
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-                ..InstanceSettings::default()
-            };
-            match PluginRunner::start(Arc::new(plugin), Arc::new(settings)) {
-                Ok(_) => panic!("{name} started with {config:?}"),
-                Err(e) => e.to_string().replace(name, "PLUGIN"),
-            }
+        let refusal = |name: &str| match start(&engine, name, &config) {
+            Ok(_) => panic!("{name} started with {config:?}"),
+            Err(e) => e.to_string().replace(name, "PLUGIN"),
         };
-        let want = start("order-enrich");
+        let want = refusal("order-enrich");
         for guest in GUESTS {
-            assert_eq!(start(guest), want, "{guest} with {config:?}");
+            assert_eq!(refusal(guest), want, "{guest} with {config:?}");
         }
     }
 }
