@@ -16,7 +16,7 @@ use sluice_testkit::kafka::numbers_as_floats;
 use sluice_testkit::sluice::plugin_path;
 
 /// The guest builds of `order-enrich`, by file name.
-const GUESTS: &[&str] = &["order-enrich-js"];
+const GUESTS: &[&str] = &["order-enrich-js", "order-enrich-py"];
 
 /// Plugin `name` started with `config` (its `init` run).
 fn start(

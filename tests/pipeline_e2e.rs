@@ -318,6 +318,11 @@ fn the_tutorial_runs_through_the_javascript_order_enrich() {
 }
 
 #[test]
+fn the_tutorial_runs_through_the_python_order_enrich() {
+    tutorial_through("order-enrich-py");
+}
+
+#[test]
 fn tutorial_orders_are_enriched_or_dead_lettered_once_and_committed() {
     let scene = Scene::new();
     let bootstrap = scene.bootstrap();
@@ -690,19 +695,130 @@ fn two_processes_share_the_partitions_and_process_everything() {
 }
 
 // ---------------------------------------------------------------------------
-// 5. Interop with Python confluent-kafka
+// 5. Interop with the tutorial's clients: Python confluent-kafka, Node kafkajs
 // ---------------------------------------------------------------------------
 
-#[test]
-fn python_producer_and_consumer_interoperate() {
-    let python_ok = Command::new("python3")
-        .args(["-c", "import confluent_kafka"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        python_ok,
-        "python3 with confluent-kafka is needed: run scripts/setup"
-    );
+/// One of the tutorial's example clients, `examples/<dir>/producer.<ext>`
+/// and `consumer.<ext>`, run by `program`. Both have the same flags and the
+/// consumers print the same JSON lines.
+struct ExampleClient {
+    program: &'static str,
+    dir: &'static str,
+    ext: &'static str,
+    /// Arguments to `program` that succeed when its Kafka client is there.
+    probe: &'static [&'static str],
+}
+
+const PYTHON: ExampleClient = ExampleClient {
+    program: "python3",
+    dir: "python",
+    ext: "py",
+    probe: &["-c", "import confluent_kafka"],
+};
+
+const NODE: ExampleClient = ExampleClient {
+    program: "node",
+    dir: "node",
+    ext: "js",
+    probe: &["--input-type=module", "-e", "await import('kafkajs')"],
+};
+
+impl ExampleClient {
+    fn command(&self) -> Command {
+        let mut command = Command::new(self.program);
+        command.current_dir(repo_dir().join("examples").join(self.dir));
+        command
+    }
+
+    fn assert_installed(&self) {
+        let ok = self
+            .command()
+            .args(self.probe)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "{} with the examples/{} client is needed: run scripts/setup",
+            self.program, self.dir
+        );
+    }
+
+    /// Runs `<script>.<ext> <args>` to its end, asserts it succeeded, and
+    /// returns its stdout lines parsed as records, and its stderr.
+    fn run(&self, script: &str, args: &[&str]) -> (Vec<Record>, String) {
+        let file = format!("{script}.{}", self.ext);
+        let out = self
+            .command()
+            .arg(&file)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {} {file}: {e}", self.program));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{file}: {}\n{stderr}", out.status);
+        let records = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| client_record(l).unwrap_or_else(|e| panic!("{file} printed {l:?}: {e}")))
+            .collect();
+        (records, stderr)
+    }
+
+    /// Everything on `topic`, read from the beginning by the consumer.
+    fn consume(&self, bootstrap: &str, topic: &str) -> (Vec<Record>, String) {
+        self.run(
+            "consumer",
+            &[
+                "--bootstrap",
+                bootstrap,
+                "--topic",
+                topic,
+                "--idle-secs",
+                "3",
+                "--timeout",
+                "60",
+            ],
+        )
+    }
+}
+
+/// A record from one JSON line of an example consumer: `topic`,
+/// `partition`, `offset` (numbers), `key`, `value` (text or null) and
+/// `headers` (an object of text values).
+fn client_record(line: &str) -> Result<Record, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let text = |field: &str| match &v[field] {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        other => Err(format!("{field} is {other}, not text or null")),
+    };
+    let int = |field: &str| {
+        v[field]
+            .as_i64()
+            .ok_or_else(|| format!("{field} is not an integer"))
+    };
+    let headers = v["headers"]
+        .as_object()
+        .ok_or("headers is not an object")?
+        .iter()
+        .map(|(k, h)| (k.clone(), h.as_str().unwrap_or_default().to_owned()))
+        .collect();
+    Ok(Record {
+        topic: text("topic")?.ok_or("no topic")?,
+        partition: int("partition")?
+            .try_into()
+            .map_err(|e| format!("partition: {e}"))?,
+        offset: int("offset")?,
+        key: text("key")?,
+        value: text("value")?,
+        headers,
+    })
+}
+
+/// The tutorial with `client`'s producer and consumer on the outside:
+/// orders produced by the client are enriched by `sluice run` (writing
+/// LZ4-compressed records), and the client's consumer reads the results and
+/// the dead letters with their envelope headers.
+fn producer_and_consumer_interoperate(client: &ExampleClient) {
+    client.assert_installed();
     let scene = Scene::new();
     let bootstrap = scene.bootstrap();
     scene.create_topics(&[("orders", 3), ("orders-enriched", 3), ("orders-dlq", 1)]);
@@ -715,72 +831,71 @@ fn python_producer_and_consumer_interoperate() {
         "orders-dlq",
         "",
     );
+    // Sluice writes LZ4, as in config/demo.toml: the clients must read it.
+    let toml = std::fs::read_to_string(&config).expect("read the config");
+    let lz4 = toml.replacen(
+        "[kafka.producer]\n",
+        "[kafka.producer]\n\"compression.type\" = \"lz4\"\n",
+        1,
+    );
+    assert_ne!(lz4, toml, "no [kafka.producer] table to add to");
+    std::fs::write(&config, lz4).expect("write the config");
     let mut run = scene.start(&config, "sluice");
 
-    let examples = repo_dir().join("examples/python");
-    let produced = Command::new("python3")
-        .arg(examples.join("producer.py"))
-        .args(["--bootstrap", &bootstrap, "--topic", "orders"])
-        .args(["--count", "50", "--malformed", "2"])
-        .output()
-        .expect("run producer.py");
-    assert!(
-        produced.status.success(),
-        "producer.py: {}\n{}",
-        produced.status,
-        String::from_utf8_lossy(&produced.stderr)
+    client.run(
+        "producer",
+        &[
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            "orders",
+            "--count",
+            "50",
+            "--malformed",
+            "2",
+        ],
     );
-
     let mut reader = Reader::new(&bootstrap, &["orders-enriched", "orders-dlq"]);
     land_then_stop(&mut reader, 52, &mut run);
 
-    let consumed = Command::new("python3")
-        .arg(examples.join("consumer.py"))
-        .args(["--bootstrap", &bootstrap, "--topic", "orders-enriched"])
-        .args(["--idle-secs", "3", "--timeout", "60"])
-        .output()
-        .expect("run consumer.py");
-    assert!(
-        consumed.status.success(),
-        "consumer.py: {}\n{}",
-        consumed.status,
-        String::from_utf8_lossy(&consumed.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8_lossy(&consumed.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    assert_eq!(
-        lines.len(),
-        50,
-        "consumer.py read {} records\n{}",
-        lines.len(),
-        String::from_utf8_lossy(&consumed.stderr)
-    );
-    let mut ids = BTreeSet::new();
-    for line in &lines {
-        let order: Value =
-            serde_json::from_str(line["value"].as_str().expect("a value")).expect("JSON value");
+    let (results, log) = client.consume(&bootstrap, "orders-enriched");
+    let want = (0..50).map(|i| format!("ORD-{i:04}"));
+    assert_eq!(tally(&results, order_id), exactly_once(want), "{log}");
+    for r in &results {
+        let order = r.json();
         let amount = order["amount"].as_f64().expect("amount");
-        assert_eq!(order["tier"], tier_of(amount), "{line}");
-        assert_eq!(line["key"], order["customer_id"], "{line}");
-        assert_eq!(line["headers"]["sluice.plugin"], "order-enrich", "{line}");
-        ids.insert(order["order_id"].as_str().unwrap().to_owned());
+        assert_eq!(r.topic, "orders-enriched", "{r:?}");
+        assert_eq!(order["tier"], tier_of(amount), "{r:?}");
+        assert_eq!(r.key.as_deref(), order["customer_id"].as_str(), "{r:?}");
+        assert_eq!(r.header("sluice.plugin"), Some("order-enrich"), "{r:?}");
     }
-    let want: BTreeSet<String> = (0..50).map(|i| format!("ORD-{i:04}")).collect();
-    assert_eq!(ids, want, "order ids read by consumer.py");
 
-    let dead = reader.of("orders-dlq");
+    let (dead, log) = client.consume(&bootstrap, "orders-dlq");
     assert_eq!(
         tally(&dead, key_of),
         exactly_once(["bad-0".to_owned(), "bad-1".to_owned()]),
-        "DLQ"
+        "DLQ\n{log}"
     );
     for dl in &dead {
         assert_eq!(dl.header("sluice.error.kind"), Some("invalid"), "{dl:?}");
         assert_eq!(dl.header("sluice.plugin"), Some("order-enrich"), "{dl:?}");
         assert_eq!(dl.header("sluice.source.topic"), Some("orders"), "{dl:?}");
     }
+    // The original value travels in the dead letter.
+    assert_eq!(
+        dead_letter(&dead, "bad-0").value.as_deref(),
+        Some("not json")
+    );
+}
+
+#[test]
+fn python_producer_and_consumer_interoperate() {
+    producer_and_consumer_interoperate(&PYTHON);
+}
+
+#[test]
+fn node_producer_and_consumer_interoperate() {
+    producer_and_consumer_interoperate(&NODE);
 }
 
 // ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ use crate::plugin::{
     Limits, MAX_MEMORY_MIB, Sandbox,
 };
 use crate::supervisor::{self, Supervisor};
-use crate::{demo, reload};
+use crate::{demo, reload, scaffold};
 
 /// Kafka event processing with sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -72,6 +72,23 @@ enum Command {
         /// How long to wait for every record to land, in seconds.
         #[arg(long, default_value_t = 60)]
         timeout_secs: u64,
+    },
+    /// Create a plugin project: a working plugin with a unit test, sample
+    /// events and a README giving the commands that build, test and run it.
+    New {
+        /// The plugin's name (lowercase letters, digits and `-`): the
+        /// component is `<name>.wasm`, loaded as `plugin = "<name>"`.
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value_t = scaffold::Lang::Rust)]
+        lang: scaffold::Lang,
+        /// Where to create the project directory `<name>`.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The Sluice checkout whose SDK the project depends on (default:
+        /// the one this binary was built from).
+        #[arg(long)]
+        sluice: Option<PathBuf>,
     },
 }
 
@@ -229,6 +246,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 timeout: Duration::from_secs(timeout_secs),
             };
             demo::run(config, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::New {
+            name,
+            lang,
+            dir,
+            sluice,
+        } => {
+            let new = scaffold::NewPlugin {
+                name,
+                lang,
+                dir,
+                checkout: sluice.unwrap_or_else(scaffold::default_checkout),
+            };
+            let (project, files) = scaffold::create(&new)?;
+            println!(
+                "created {lang} plugin `{}` in {}:",
+                new.name,
+                project.display()
+            );
+            for file in files {
+                println!("  {file}");
+            }
+            println!("its README.md says how to build, test and run it");
             Ok(ExitCode::SUCCESS)
         }
     }

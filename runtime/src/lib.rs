@@ -9,6 +9,8 @@
 //!   trap classification and culprit isolation.
 //! - [`exec`]: `sluice exec`, a plugin over JSON-lines events: the plugin
 //!   author's inner loop, no Kafka needed.
+//! - [`scaffold`]: `sluice new`, a plugin project in Rust, Python or
+//!   JavaScript from the templates in `runtime/templates/`.
 //!
 //! The Kafka side:
 //! - [`config`]: the pipeline TOML: schema, `${VAR}` interpolation,
@@ -51,6 +53,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
 pub mod reload;
+pub mod scaffold;
 pub mod shutdown;
 pub mod status;
 pub mod supervisor;
