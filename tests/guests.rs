@@ -4,15 +4,20 @@
 //! the same outputs (compared as parsed JSON, with the same inherited key
 //! and headers) and the same failure kind for every bad event. Built by
 //! `scripts/build-plugins` once `scripts/setup` installed the toolchains.
+//!
+//! And the sandbox, as each guest language's own network API meets it: a
+//! plugin without a network grant can neither connect nor look up a name;
+//! with one it can.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 use sluice::plugin::{
     CompiledPlugin, Event, FailureKind, InstanceSettings, Outcome, PluginEngine, PluginError,
-    PluginRunner,
+    PluginRunner, Sandbox,
 };
 use sluice_testkit::kafka::numbers_as_floats;
+use sluice_testkit::net::{GREETING, Greeter, Speaks};
 use sluice_testkit::sluice::plugin_path;
 
 /// The guest builds of `order-enrich`, by file name.
@@ -169,5 +174,75 @@ fn guest_order_enrich_refuses_a_bad_config_as_rust_does() {
         for guest in GUESTS {
             assert_eq!(refusal(guest), want, "{guest} with {config:?}");
         }
+    }
+}
+
+/// The network probes in each guest language (`plugins/fixtures/net-probe-*`),
+/// by file name.
+const NET_PROBES: &[&str] = &["net-probe-py"];
+
+fn probe(engine: &PluginEngine, name: &str, network: bool) -> PluginRunner {
+    let plugin = CompiledPlugin::load(engine, name, &plugin_path(name))
+        .unwrap_or_else(|e| panic!("load {name}: {e}"));
+    let settings = InstanceSettings {
+        sandbox: Sandbox {
+            network,
+            ..Sandbox::default()
+        },
+        ..InstanceSettings::default()
+    };
+    PluginRunner::start(Arc::new(plugin), Arc::new(settings))
+        .unwrap_or_else(|e| panic!("start {name}: {e}"))
+}
+
+/// One command through the probe: its output as text, or the failure.
+fn ask(runner: &mut PluginRunner, command: &str) -> Result<String, (FailureKind, String)> {
+    let mut outcomes = runner.process(&[event(0, Some(command))]);
+    match outcomes.pop() {
+        Some(Ok(outputs)) => {
+            assert_eq!(outputs.len(), 1, "{command}: {outputs:?}");
+            Ok(String::from_utf8_lossy(outputs[0].value.as_deref().unwrap_or_default()).into())
+        }
+        Some(Err(failure)) => Err((failure.kind, failure.message)),
+        None => panic!("{command}: no outcome"),
+    }
+}
+
+#[test]
+fn guests_reach_the_network_only_when_granted() {
+    let engine = PluginEngine::new().expect("an engine");
+    let greeter = Greeter::start(Speaks::Http);
+    let by_ip = format!("get:{}", greeter.addr());
+    let by_name = format!("get:localhost:{}", greeter.addr().port());
+    for name in NET_PROBES {
+        let before = greeter.accepted();
+        let mut denied = probe(&engine, name, false);
+        for command in [&by_ip, &by_name, &"resolve:localhost".to_owned()] {
+            let (kind, message) = ask(&mut denied, command)
+                .map(|out| panic!("{name}: `{command}` without a grant gave {out:?}"))
+                .unwrap_err();
+            assert_eq!(kind, FailureKind::Invalid, "{name}: {message}");
+            assert!(message.contains("failed"), "{name}: {message}");
+        }
+        assert_eq!(
+            greeter.accepted(),
+            before,
+            "{name}: a denied connect got through"
+        );
+
+        // The grant opens all three: the denials above were the sandbox's.
+        let mut granted = probe(&engine, name, true);
+        assert_eq!(ask(&mut granted, &by_ip), Ok(GREETING.to_owned()), "{name}");
+        assert_eq!(
+            ask(&mut granted, &by_name),
+            Ok(GREETING.to_owned()),
+            "{name}"
+        );
+        assert_eq!(
+            ask(&mut granted, "resolve:localhost"),
+            Ok("127.0.0.1".to_owned()),
+            "{name}"
+        );
+        assert_eq!(greeter.accepted(), before + 2, "{name}");
     }
 }

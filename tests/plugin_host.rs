@@ -17,6 +17,7 @@ use sluice::plugin::{
     PluginEngine, PluginError, PluginRunner, Sandbox,
 };
 
+use sluice_testkit::net::{GREETING, Greeter, Speaks};
 use sluice_testkit::sluice::plugin_path;
 
 // ---------------------------------------------------------------------------
@@ -569,7 +570,7 @@ fn filesystem_is_denied_unless_granted() {
     );
     assert_eq!(
         single_value(&one(&mut granted, "read-file:/data/secret.txt")),
-        "ok:hello from the host"
+        format!("ok:{GREETING}")
     );
     // Only the granted directory.
     let value = single_value(&one(&mut granted, "read-file:/etc/hostname"));
@@ -607,38 +608,10 @@ fn environment_is_empty_unless_granted() {
     assert!(value.starts_with("err:"), "env:{host_var} gave {value:?}");
 }
 
-/// A loopback listener that greets every connection and counts them.
-struct Greeter {
-    addr: std::net::SocketAddr,
-    accepted: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Greeter {
-    fn start() -> Greeter {
-        use std::io::Write;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = accepted.clone();
-        // Ends with the test process; accepts only what the test sends.
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let _ = stream.write_all(b"hello from the host");
-            }
-        });
-        Greeter { addr, accepted }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
 #[test]
 fn network_is_denied_unless_granted() {
-    let greeter = Greeter::start();
-    let connect = format!("connect:{}", greeter.addr);
+    let greeter = Greeter::start(Speaks::Raw);
+    let connect = format!("connect:{}", greeter.addr());
 
     let mut denied = runner("hostile");
     let value = single_value(&one(&mut denied, &connect));
@@ -668,7 +641,7 @@ fn network_is_denied_unless_granted() {
     );
     assert_eq!(
         single_value(&one(&mut granted, &connect)),
-        "ok:hello from the host"
+        format!("ok:{GREETING}")
     );
     assert_eq!(greeter.accepted(), 1);
     assert_eq!(

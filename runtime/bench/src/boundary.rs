@@ -6,10 +6,14 @@
 //!   call — lowering the events into the guest, the call, the SDK's batch
 //!   loop, lifting the outputs back, the output size checks. The plugin
 //!   itself does nothing, so this is the boundary.
-//! - `order-enrich` at batch 128 on the same orders, for scale: JSON
-//!   parsing and serialising inside the guest.
+//! - `order-enrich` at batches of 1, 16 and 128 on the same orders, for
+//!   scale: JSON parsing and serialising inside the guest; and its Python
+//!   and JavaScript ports (`order-enrich-py`, `order-enrich-js`) when they
+//!   are built, where the guest language's runtime and its bindings are
+//!   most of the cost.
 //! - Instantiation ([`Instance::start`]: store, instance, `init`) and
-//!   compilation ([`CompiledPlugin::load`]), averaged.
+//!   compilation ([`CompiledPlugin::load`]) cold and from the
+//!   compiled-plugin cache, averaged.
 //!
 //! Times are the calling thread's CPU time (`RUSAGE_THREAD`), which other
 //! processes on the machine do not inflate; wall time is shown next to it.
@@ -23,9 +27,14 @@ use anyhow::{Context as _, bail};
 
 use super::throughput::{order_key, order_value};
 use super::{load_average, machine, thread_cpu};
+use sluice::plugin::cache::ComponentCache;
 use sluice::plugin::{
     CompiledPlugin, Event, Instance, InstanceSettings, PluginEngine, PluginRunner,
 };
+
+/// The ports of `order-enrich` to the other guest languages, measured
+/// beside the Rust one when they are built (`scripts/build-plugins`).
+const GUESTS: &[&str] = &["order-enrich-py", "order-enrich-js"];
 
 /// `sluice-bench boundary` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -36,19 +45,25 @@ pub struct Options {
     /// Event (value) size in bytes.
     #[arg(long, default_value_t = 100)]
     pub event_size: usize,
-    /// Events to process per batch size (at least 1000 calls each).
+    /// Events to process per Rust row (at least 1000 calls each).
     #[arg(long, default_value_t = 1_000_000)]
     pub events: usize,
-    /// Batch size to measure order-enrich at (0: skip it).
-    #[arg(long, default_value_t = 128)]
-    pub enrich_batch: usize,
-    /// Instances to start for the instantiation time.
+    /// Batch sizes to measure order-enrich at, in every language built
+    /// (empty: skip it).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,128")]
+    pub enrich_batches: Vec<usize>,
+    /// Events to process per Python or JavaScript row (at least 100 calls
+    /// each).
+    #[arg(long, default_value_t = 30_000)]
+    pub guest_events: usize,
+    /// Instances to start for the instantiation time (a tenth of them for
+    /// Python and JavaScript).
     #[arg(long, default_value_t = 500)]
     pub instances: usize,
-    /// Compilations for the compile time.
+    /// Compilations for the compile time (one for Python and JavaScript).
     #[arg(long, default_value_t = 3)]
     pub compiles: usize,
-    /// Where `passthrough.wasm` and `order-enrich.wasm` are.
+    /// Where `passthrough.wasm` and the `order-enrich*.wasm` are.
     #[arg(long)]
     pub plugins_dir: Option<PathBuf>,
 }
@@ -59,7 +74,8 @@ impl Default for Options {
             batch_sizes: vec![1, 16, 128, 1024],
             event_size: 100,
             events: 1_000_000,
-            enrich_batch: 128,
+            enrich_batches: vec![1, 16, 128],
+            guest_events: 30_000,
             instances: 500,
             compiles: 3,
             plugins_dir: None,
@@ -88,17 +104,19 @@ fn events(batch: usize, size: usize) -> Vec<Event> {
         .collect()
 }
 
-/// Per-event CPU and wall nanoseconds of `runner` on `batch` events.
+/// Per-event CPU and wall nanoseconds of `runner` on `batch` events, over
+/// `total` events but at least `min_calls` calls.
 fn per_event(
     runner: &mut PluginRunner,
     batch: &[Event],
     total: usize,
+    min_calls: usize,
 ) -> anyhow::Result<(f64, f64)> {
     // Warm up: the first calls grow the guest's heap.
     for _ in 0..20 {
         check(runner.process(batch))?;
     }
-    let calls = (total / batch.len().max(1)).max(1000);
+    let calls = (total / batch.len().max(1)).max(min_calls);
     let (result, cpu, wall) = timed(|| {
         for _ in 0..calls {
             let outcomes = runner.process(black_box(batch));
@@ -121,21 +139,69 @@ fn check(outcomes: Vec<sluice::plugin::Outcome>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One plugin of the tables, and how hard to measure it.
+struct Measured {
+    name: &'static str,
+    path: PathBuf,
+    plugin: Arc<CompiledPlugin>,
+    /// Events per row, instances and compiles to average over.
+    events: usize,
+    min_calls: usize,
+    instances: usize,
+    compiles: usize,
+}
+
 /// Runs the boundary benchmark and prints its tables.
 pub fn run(options: &Options) -> anyhow::Result<()> {
     let dir = options
         .plugins_dir
         .clone()
         .unwrap_or_else(|| sluice_testkit::sluice::repo_dir().join("plugins"));
+    // Compiles in this process are timed below, cold and from a cache of
+    // its own; the plugins measured come from the user's cache.
     let engine = PluginEngine::new()?;
-    let load = |name: &str| {
-        let path = dir.join(format!("{name}.wasm"));
-        CompiledPlugin::load(&engine, name, &path)
-            .map(Arc::new)
-            .with_context(|| format!("{} (run scripts/build-plugins)", path.display()))
+    let rust = |name| {
+        (
+            name,
+            options.events,
+            1000,
+            options.instances,
+            options.compiles,
+        )
     };
-    let passthrough = load("passthrough")?;
-    let enrich = load("order-enrich")?;
+    let guest = |name| {
+        (
+            name,
+            options.guest_events,
+            100,
+            options.instances.div_ceil(10),
+            1,
+        )
+    };
+    let mut plugins = Vec::new();
+    for (name, events, min_calls, instances, compiles) in
+        [rust("passthrough"), rust("order-enrich")]
+            .into_iter()
+            .chain(GUESTS.iter().map(|&name| guest(name)))
+    {
+        let path = dir.join(format!("{name}.wasm"));
+        if GUESTS.contains(&name) && !path.exists() {
+            eprintln!("boundary: {} is not built; skipping it", path.display());
+            continue;
+        }
+        let plugin = CompiledPlugin::load(&engine, name, &path)
+            .map(Arc::new)
+            .with_context(|| format!("{} (run scripts/build-plugins)", path.display()))?;
+        plugins.push(Measured {
+            name,
+            path,
+            plugin,
+            events,
+            min_calls,
+            instances,
+            compiles,
+        });
+    }
     let settings = Arc::new(InstanceSettings::default());
 
     println!();
@@ -149,18 +215,20 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     println!("| plugin | batch | CPU ns/event | wall ns/event | CPU µs/call |");
     println!("|---|---:|---:|---:|---:|");
     let mut rows = Vec::new();
-    for &batch in &options.batch_sizes {
-        rows.push(("passthrough", batch, &passthrough));
+    for measured in &plugins {
+        let batches = match measured.name {
+            "passthrough" => &options.batch_sizes,
+            _ => &options.enrich_batches,
+        };
+        rows.extend(batches.iter().map(|&batch| (measured, batch)));
     }
-    if options.enrich_batch > 0 {
-        rows.push(("order-enrich", options.enrich_batch, &enrich));
-    }
-    for (name, batch, plugin) in rows {
-        let mut runner = PluginRunner::start(plugin.clone(), settings.clone())?;
+    for (measured, batch) in rows {
+        let mut runner = PluginRunner::start(measured.plugin.clone(), settings.clone())?;
         let events = events(batch, options.event_size);
-        let (cpu, wall) = per_event(&mut runner, &events, options.events)?;
+        let (cpu, wall) = per_event(&mut runner, &events, measured.events, measured.min_calls)?;
         println!(
-            "| {name} | {batch} | {cpu:.0} | {wall:.0} | {:.2} |",
+            "| {} | {batch} | {cpu:.0} | {wall:.0} | {:.2} |",
+            measured.name,
             cpu * batch as f64 / 1000.0
         );
     }
@@ -168,10 +236,11 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     println!();
     println!("| what | plugin | mean |");
     println!("|---|---|---:|");
-    for (name, plugin) in [("passthrough", &passthrough), ("order-enrich", &enrich)] {
+    for measured in &plugins {
+        let plugin = &measured.plugin;
         // One first, so lazy engine and allocator set-up is not averaged in.
         drop(Instance::start(plugin, &settings)?);
-        let n = options.instances.max(1);
+        let n = measured.instances.max(1);
         let mut cpu = Duration::ZERO;
         let mut wall = Duration::ZERO;
         for _ in 0..n {
@@ -182,20 +251,35 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             drop(instance);
         }
         println!(
-            "| instantiate + init (`Instance::start`) | {name} | {:.1} µs wall, {:.1} µs CPU |",
+            "| instantiate + init (`Instance::start`) | {} | {:.1} µs wall, {:.1} µs CPU |",
+            measured.name,
             wall.as_secs_f64() * 1e6 / n as f64,
             cpu.as_secs_f64() * 1e6 / n as f64
         );
     }
-    for name in ["passthrough", "order-enrich"] {
-        let n = options.compiles.max(1);
-        let t0 = Instant::now();
-        for _ in 0..n {
-            black_box(load(name)?);
-        }
+    // Compiles: cold (no cache), then from a cache filled by the first.
+    let cache_dir = tempfile::tempdir().context("a temporary cache directory")?;
+    let cold = PluginEngine::with_cache(None)?;
+    let cached = PluginEngine::with_cache(Some(ComponentCache::at(cache_dir.path())))?;
+    for measured in &plugins {
+        let load = |engine: &PluginEngine| {
+            CompiledPlugin::load(engine, measured.name, &measured.path)
+                .with_context(|| measured.path.display().to_string())
+        };
+        let n = measured.compiles.max(1);
+        let mean_ms = |engine: &PluginEngine| -> anyhow::Result<f64> {
+            let t0 = Instant::now();
+            for _ in 0..n {
+                black_box(load(engine)?);
+            }
+            Ok(t0.elapsed().as_secs_f64() * 1e3 / n as f64)
+        };
+        let cold_ms = mean_ms(&cold)?;
+        load(&cached)?;
+        let cached_ms = mean_ms(&cached)?;
         println!(
-            "| compile (`CompiledPlugin::load`, parallel) | {name} | {:.0} ms wall |",
-            t0.elapsed().as_secs_f64() * 1e3 / n as f64
+            "| compile (`CompiledPlugin::load`), cold / from the cache | {} | {cold_ms:.0} ms / {cached_ms:.1} ms wall |",
+            measured.name
         );
     }
     println!();

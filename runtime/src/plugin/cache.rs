@@ -69,19 +69,20 @@ impl ComponentCache {
     }
 
     /// The component for `bytes` (whose digest is `digest`): from the cache
-    /// if a valid entry is there, else compiled and stored. Cache problems
-    /// are logged and cost a compile, never an error.
+    /// if a valid entry is there, else made by `compile` and stored. Cache
+    /// problems are logged and cost a compile, never an error.
     pub fn load_or_compile(
         &self,
         engine: &wasmtime::Engine,
         digest: &str,
         bytes: &[u8],
+        compile: impl FnOnce(&[u8]) -> wasmtime::Result<Component>,
     ) -> wasmtime::Result<(Component, Source)> {
         let path = self.entry_path(engine, digest);
         if let Some(component) = self.load(engine, &path) {
             return Ok((component, Source::Cached));
         }
-        let component = Component::new(engine, bytes)?;
+        let component = compile(bytes)?;
         if let Err(e) = self.store(&path, &component) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the compiled-plugin cache");
         }
@@ -162,11 +163,11 @@ mod tests {
         let digest = "sha256:00ff";
 
         let (_, first) = cache
-            .load_or_compile(&engine, digest, bytes)
+            .load_or_compile(&engine, digest, bytes, |b| Component::new(&engine, b))
             .expect("compiles");
         assert_eq!(first, Source::Compiled);
         let (_, second) = cache
-            .load_or_compile(&engine, digest, bytes)
+            .load_or_compile(&engine, digest, bytes, |b| Component::new(&engine, b))
             .expect("loads");
         assert_eq!(second, Source::Cached);
 
@@ -177,11 +178,11 @@ mod tests {
         entry[last] ^= 0xff;
         std::fs::write(&path, &entry).expect("corrupt it");
         let (_, third) = cache
-            .load_or_compile(&engine, digest, bytes)
+            .load_or_compile(&engine, digest, bytes, |b| Component::new(&engine, b))
             .expect("compiles");
         assert_eq!(third, Source::Compiled);
         let (_, fourth) = cache
-            .load_or_compile(&engine, digest, bytes)
+            .load_or_compile(&engine, digest, bytes, |b| Component::new(&engine, b))
             .expect("loads");
         assert_eq!(fourth, Source::Cached, "the bad entry was replaced");
 
@@ -189,7 +190,7 @@ mod tests {
         for junk in [&entry[..20], b"not a cache entry".as_slice()] {
             std::fs::write(&path, junk).expect("write junk");
             let (_, source) = cache
-                .load_or_compile(&engine, digest, bytes)
+                .load_or_compile(&engine, digest, bytes, |b| Component::new(&engine, b))
                 .expect("compiles");
             assert_eq!(source, Source::Compiled);
         }
@@ -212,7 +213,7 @@ mod tests {
         // is refused by wasmtime and recompiled.
         let bytes = EMPTY_COMPONENT.as_bytes();
         cache
-            .load_or_compile(&plain, "sha256:aa", bytes)
+            .load_or_compile(&plain, "sha256:aa", bytes, |b| Component::new(&plain, b))
             .expect("compiles");
         std::fs::copy(
             cache.entry_path(&plain, "sha256:aa"),
@@ -220,7 +221,7 @@ mod tests {
         )
         .expect("copy the entry");
         let (_, source) = cache
-            .load_or_compile(&other, "sha256:aa", bytes)
+            .load_or_compile(&other, "sha256:aa", bytes, |b| Component::new(&other, b))
             .expect("compiles");
         assert_eq!(source, Source::Compiled);
     }

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
 
 use super::PluginError;
 use super::bindings::ProcessorPre;
@@ -78,17 +77,17 @@ impl CompiledPlugin {
             ));
         }
         let digest = digest_of(bytes);
-        let component =
-            match engine.cache() {
-                Some(cache) => cache.load_or_compile(engine.engine(), &digest, bytes).map(
-                    |(component, source)| {
-                        tracing::debug!(plugin = name, ?source, "component ready");
-                        component
-                    },
-                ),
-                None => Component::new(engine.engine(), bytes),
-            }
-            .map_err(|e| compile_error(format!("{e:#}")))?;
+        let compile = |bytes: &[u8]| engine.compile(bytes);
+        let component = match engine.cache() {
+            Some(cache) => cache
+                .load_or_compile(engine.engine(), &digest, bytes, compile)
+                .map(|(component, source)| {
+                    tracing::debug!(plugin = name, ?source, "component ready");
+                    component
+                }),
+            None => compile(bytes),
+        }
+        .map_err(|e| compile_error(format!("{e:#}")))?;
         let instance_pre = engine
             .linker()
             .instantiate_pre(&component)

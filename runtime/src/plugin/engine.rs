@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::PluginError;
 use super::bindings::Processor;
@@ -27,6 +27,11 @@ struct Inner {
     engine: wasmtime::Engine,
     linker: Linker<HostState>,
     cache: Option<ComponentCache>,
+    /// Held while compiling: one compile at a time per process. A Python
+    /// or JavaScript component takes ~500 MB and every core for seconds to
+    /// compile; several at once (a config naming many new plugins, a
+    /// redeploy of all of them) would multiply the memory, not the speed.
+    compile_gate: std::sync::Mutex<()>,
     _ticker: EpochTicker,
 }
 
@@ -74,6 +79,7 @@ impl PluginEngine {
                 engine,
                 linker,
                 cache,
+                compile_gate: std::sync::Mutex::new(()),
                 _ticker: ticker,
             }),
         })
@@ -85,6 +91,18 @@ impl PluginEngine {
 
     pub(crate) fn linker(&self) -> &Linker<HostState> {
         &self.inner.linker
+    }
+
+    /// Compiles `bytes`, waiting for any other compile of this engine to
+    /// finish first.
+    pub(crate) fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        // A compile that panicked left nothing behind to protect.
+        let _gate = self
+            .inner
+            .compile_gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Component::new(&self.inner.engine, bytes)
     }
 
     /// The compiled-plugin cache, if on.

@@ -5,6 +5,8 @@
 //!   loopback port, killed when dropped;
 //! - [`kafka`]: the library's Kafka tools (`sluice::kafka`) in the shape
 //!   tests want: panicking with context, records as text, waiting helpers;
+//! - [`net`]: a loopback listener that counts connections, for the
+//!   sandbox's network tests;
 //! - [`sluice`]: the `sluice` binary as a child process (with its HTTP
 //!   endpoint, to wait on its state), test pipeline files, and a
 //!   [`sluice::Scene`] (broker + temporary directory).
@@ -13,5 +15,6 @@
 //! by hand.
 
 pub mod kafka;
+pub mod net;
 pub mod sluice;
 pub mod tansu;
