@@ -177,9 +177,9 @@ fn guest_order_enrich_refuses_a_bad_config_as_rust_does() {
     }
 }
 
-/// The network probes in each guest language (`plugins/fixtures/net-probe-*`),
-/// by file name.
-const NET_PROBES: &[&str] = &["net-probe-py"];
+/// The probes in each guest language (`plugins/fixtures/guest-probe-*`), by
+/// file name.
+const PROBES: &[&str] = &["guest-probe-py"];
 
 fn probe(engine: &PluginEngine, name: &str, network: bool) -> PluginRunner {
     let plugin = CompiledPlugin::load(engine, name, &plugin_path(name))
@@ -214,7 +214,7 @@ fn guests_reach_the_network_only_when_granted() {
     let greeter = Greeter::start(Speaks::Http);
     let by_ip = format!("get:{}", greeter.addr());
     let by_name = format!("get:localhost:{}", greeter.addr().port());
-    for name in NET_PROBES {
+    for name in PROBES {
         let before = greeter.accepted();
         let mut denied = probe(&engine, name, false);
         for command in [&by_ip, &by_name, &"resolve:localhost".to_owned()] {
@@ -244,5 +244,27 @@ fn guests_reach_the_network_only_when_granted() {
             "{name}"
         );
         assert_eq!(greeter.accepted(), before + 2, "{name}");
+    }
+}
+
+#[test]
+fn a_guest_exception_is_a_trap_that_carries_its_text() {
+    let engine = PluginEngine::new().expect("an engine");
+    for name in PROBES {
+        let mut probe = probe(&engine, name, false);
+        let (kind, message) = ask(&mut probe, "raise:the guest's own words")
+            .map(|out| panic!("{name}: raise gave {out:?}"))
+            .unwrap_err();
+        assert_eq!(kind, FailureKind::Trap, "{name}: {message}");
+        assert!(
+            message.contains("the guest's own words"),
+            "{name}: {message}"
+        );
+        // The instance was replaced: the next event runs.
+        assert!(
+            ask(&mut probe, "resolve:localhost")
+                .is_err_and(|(kind, _)| kind == FailureKind::Invalid),
+            "{name}"
+        );
     }
 }
