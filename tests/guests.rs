@@ -179,7 +179,11 @@ fn guest_order_enrich_refuses_a_bad_config_as_rust_does() {
 
 /// The probes in each guest language (`plugins/fixtures/guest-probe-*`), by
 /// file name.
-const PROBES: &[&str] = &["guest-probe-py"];
+const PROBES: &[&str] = &["guest-probe-py", "guest-probe-js"];
+
+/// The probes that can look a name up without connecting (JavaScript has
+/// no API for it; its `get:localhost:…` looks the name up in the host).
+const RESOLVERS: &[&str] = &["guest-probe-py"];
 
 fn probe(engine: &PluginEngine, name: &str, network: bool) -> PluginRunner {
     let plugin = CompiledPlugin::load(engine, name, &plugin_path(name))
@@ -216,8 +220,13 @@ fn guests_reach_the_network_only_when_granted() {
     let by_name = format!("get:localhost:{}", greeter.addr().port());
     for name in PROBES {
         let before = greeter.accepted();
+        let resolves = RESOLVERS.contains(name);
         let mut denied = probe(&engine, name, false);
-        for command in [&by_ip, &by_name, &"resolve:localhost".to_owned()] {
+        let resolve = "resolve:localhost".to_owned();
+        for command in [&by_ip, &by_name]
+            .into_iter()
+            .chain(resolves.then_some(&resolve))
+        {
             let (kind, message) = ask(&mut denied, command)
                 .map(|out| panic!("{name}: `{command}` without a grant gave {out:?}"))
                 .unwrap_err();
@@ -238,11 +247,13 @@ fn guests_reach_the_network_only_when_granted() {
             Ok(GREETING.to_owned()),
             "{name}"
         );
-        assert_eq!(
-            ask(&mut granted, "resolve:localhost"),
-            Ok("127.0.0.1".to_owned()),
-            "{name}"
-        );
+        if resolves {
+            assert_eq!(
+                ask(&mut granted, &resolve),
+                Ok("127.0.0.1".to_owned()),
+                "{name}"
+            );
+        }
         assert_eq!(greeter.accepted(), before + 2, "{name}");
     }
 }

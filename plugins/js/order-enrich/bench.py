@@ -71,7 +71,7 @@ def main():
                    help="plugins to measure (default: js and rust order-enrich)")
     a = p.parse_args()
     plugins = [w.split("=", 1) for w in a.wasm] if a.wasm else [
-        ("js", os.path.join(ROOT, "plugins/js/order-enrich.wasm")),
+        ("js", os.path.join(ROOT, "plugins/order-enrich-js.wasm")),
         ("rust", os.path.join(ROOT, "plugins/order-enrich.wasm")),
     ]
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,7 @@
 """Runs the JS and the Rust order-enrich through `sluice exec` on the same
 events and compares their outcomes event by event.
 
-    python3 plugins/js/order-enrich/compare.py [--js plugins/js/order-enrich.wasm]
+    python3 plugins/js/order-enrich/compare.py [--js plugins/order-enrich-js.wasm]
         [--rust plugins/order-enrich.wasm] [--sluice target/release/sluice]
         [--count 400] [--seed 1]
 
@@ -238,7 +238,7 @@ class Tally:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--js", default=os.path.join(ROOT, "plugins/js/order-enrich.wasm"))
+    p.add_argument("--js", default=os.path.join(ROOT, "plugins/order-enrich-js.wasm"))
     p.add_argument("--rust", default=os.path.join(ROOT, "plugins/order-enrich.wasm"))
     p.add_argument("--sluice", default=os.path.join(ROOT, "target/release/sluice"))
     p.add_argument("--count", type=int, default=400)

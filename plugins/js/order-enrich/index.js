@@ -2,7 +2,7 @@
 // to orders. Same behaviour, per event, as the Rust plugins/order-enrich
 // (see README.md here for the contract and the few byte-level differences).
 //
-// Build: node plugins/js/sdk/build.mjs plugins/js/order-enrich/index.js -o plugins/js/order-enrich.wasm
+// Build: node plugins/js/sdk/build.mjs plugins/js/order-enrich/index.js -o plugins/order-enrich-js.wasm
 
 import { Config, ConfigError, Invalid, Output, formatFloat, formatFloatExp, jsonType, wrongType } from 'sluice-sdk';
 

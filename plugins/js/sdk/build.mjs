@@ -19,9 +19,11 @@ const SDK_DIR = dirname(fileURLToPath(import.meta.url));
 const SDK_WIT = resolve(SDK_DIR, '..', '..', '..', 'wit');
 const WORLD = 'processor';
 const HOST_IMPORT = 'sluice:plugin/host@0.1.0';
-// WASI features StarlingMonkey would otherwise import; the host does not
-// provide wasi:http, so a plugin cannot use fetch().
-const DEFAULT_DISABLED = ['http', 'fetch-event'];
+// WASI features the build leaves out unless asked: `fetch-event` is the
+// incoming-HTTP-handler export, which a plugin never serves. `http` stays,
+// so fetch() works in a pipeline whose sandbox grants the network (the
+// host refuses every request otherwise).
+const DEFAULT_DISABLED = ['fetch-event'];
 
 const USAGE = `Usage: sluice-build <plugin.js|.mjs|.ts> -o <plugin.wasm> [options]
 
@@ -36,12 +38,16 @@ Options:
       --keep-bundle <f>  also write the bundled JS (what trap stack traces
                          point into) to <f>
       --enable <feat>    keep a WASI feature the build disables by default
-                         (http, fetch-event; repeatable). The host refuses
-                         components that import wasi:http.
-      --disable <feat>   disable another feature (stdio, random, clocks;
-                         repeatable)
+                         (fetch-event; repeatable)
+      --disable <feat>   disable another feature (http, stdio, random,
+                         clocks; repeatable)
+      --generated-bindings
+                         keep componentize-js's generated \`process\`
+                         bindings instead of the SDK's faster ones
   -q, --quiet            print nothing on success
   -h, --help             this text`;
+
+let componentizing = Promise.resolve();
 
 export async function build({
   input,
@@ -50,6 +56,7 @@ export async function build({
   enable = [],
   disable = [],
   keepBundle = null,
+  fastBindings = true,
 } = {}) {
   if (!input || !out) throw new Error('build needs an input module and an output path');
   input = resolve(input);
@@ -101,21 +108,66 @@ export async function build({
     // 2. Componentize (SpiderMonkey + wizer snapshot of the module's top level).
     const { componentize } = await import('@bytecodealliance/componentize-js');
     const disableFeatures = [...new Set([...DEFAULT_DISABLED.filter((f) => !enable.includes(f)), ...disable])];
-    const { component } = await componentize({
-      sourcePath: bundle,
-      witPath: wit,
-      worldName: WORLD,
-      disableFeatures,
+    // One componentize at a time per process: the bindings swap wraps a
+    // shared object for the length of a build (and each build takes
+    // ~500 MB anyway).
+    let bindings;
+    let component;
+    const run = componentizing.then(async () => {
+      bindings = fastBindings ? await useFastBindings() : { patched: false, reason: 'not asked for' };
+      try {
+        ({ component } = await componentize({
+          sourcePath: bundle,
+          witPath: wit,
+          worldName: WORLD,
+          disableFeatures,
+        }));
+      } finally {
+        bindings.restore?.();
+      }
     });
+    componentizing = run.catch(() => {});
+    await run;
 
     // 3. Write atomically: the host hot-reloads plugins from their directory.
     const tmp = join(dirname(out), `.${basename(out)}.tmp`);
     await writeFile(tmp, component);
     await rename(tmp, out);
-    return { out, bytes: component.length, seconds: (performance.now() - started) / 1000, disableFeatures };
+    return {
+      out,
+      bytes: component.length,
+      seconds: (performance.now() - started) / 1000,
+      disableFeatures,
+      fastBindings: bindings.patched,
+      bindingsNote: bindings.reason ?? null,
+    };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+// componentize-js calls its splicer (a plain object, shared by every
+// importer of the module) to generate the bindings; wrapping its
+// spliceBindings for the duration of one build swaps in the faster
+// `process` export (bindings.mjs). `patched` says whether it applied.
+async function useFastBindings() {
+  const entry = fileURLToPath(import.meta.resolve('@bytecodealliance/componentize-js'));
+  const splicerPath = join(dirname(entry), '..', 'lib', 'spidermonkey-embedding-splicer.js');
+  const { splicer } = await import(pathToFileURL(splicerPath).href);
+  const { patchBindings } = await import('./bindings.mjs');
+  const original = splicer.spliceBindings;
+  const state = { patched: false, reason: 'the splicer was not called' };
+  splicer.spliceBindings = (...args) => {
+    const result = original(...args);
+    const { js, patched, reason } = patchBindings(result.jsBindings);
+    state.patched = patched;
+    state.reason = reason;
+    return { ...result, jsBindings: js };
+  };
+  state.restore = () => {
+    splicer.spliceBindings = original;
+  };
+  return state;
 }
 
 // The SDK's checkout, else (an SDK installed as a copy, e.g. with
@@ -170,6 +222,7 @@ async function main(argv) {
       'keep-bundle': { type: 'string' },
       enable: { type: 'string', multiple: true, default: [] },
       disable: { type: 'string', multiple: true, default: [] },
+      'generated-bindings': { type: 'boolean', default: false },
       quiet: { type: 'boolean', short: 'q', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -189,7 +242,11 @@ async function main(argv) {
     enable: values.enable,
     disable: values.disable,
     keepBundle: values['keep-bundle'],
+    fastBindings: !values['generated-bindings'],
   });
+  if (!values['generated-bindings'] && !built.fastBindings) {
+    console.error(`sluice-build: warning: using componentize-js's generated process bindings (${built.bindingsNote})`);
+  }
   if (!values.quiet) {
     const mib = (built.bytes / 1048576).toFixed(1);
     console.error(`sluice-build: wrote ${built.out} (${mib} MiB) in ${built.seconds.toFixed(1)} s`);

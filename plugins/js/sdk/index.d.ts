@@ -16,8 +16,8 @@ export type PluginConfig = Record<string, string>;
 /** A plugin's `init` export. */
 export type InitFn = (config: PluginConfig) => void | string | undefined;
 
-/** A plugin's `process` export. */
-export type ProcessFn = (event: Event) => Output[];
+/** A plugin's `process` export: per event, the outputs, or a Promise of them (awaited before the next event). */
+export type ProcessFn = (event: Event) => Output[] | Promise<Output[]>;
 
 /** Bytes: a string is taken as its UTF-8 encoding. */
 export type BytesLike = string | Uint8Array | ArrayBufferView | ArrayBuffer;

@@ -16,7 +16,9 @@ export function bind(
   hostLog: (level: LogLevel, message: string) => void,
 ): {
   init(config: Array<[string, string]>): WitResult<undefined, string>;
-  process(events: RawEvent[]): Array<WitResult<Output[], WitProcessError>>;
+  process(
+    events: RawEvent[],
+  ): Array<WitResult<Output[], WitProcessError>> | Promise<Array<WitResult<Output[], WitProcessError>>>;
 };
 
 /** A thrown value as text (`TypeError: ...` for non-plain errors). */

@@ -24,10 +24,13 @@ export function describe(err) {
   return String(err);
 }
 
+function isThenable(value) {
+  return value !== null && typeof value === 'object' && typeof value.then === 'function';
+}
+
 function kindOf(value) {
   if (value === null) return 'null';
   if (typeof value !== 'object') return typeof value;
-  if (typeof value.then === 'function') return 'a Promise (process must be synchronous)';
   return value.constructor?.name ?? 'object';
 }
 
@@ -65,7 +68,7 @@ export function bind(plugin, hostLog) {
         return { tag: 'err', val: describe(err) };
       }
       if (typeof result === 'string') return { tag: 'err', val: result };
-      if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+      if (isThenable(result)) {
         return { tag: 'err', val: 'init must be synchronous (it returned a Promise)' };
       }
     }
@@ -75,7 +78,8 @@ export function bind(plugin, hostLog) {
 
   /**
    * WIT `process: func(events: list<event>) -> list<result<list<output>,
-   * process-error>>`: one outcome per event, in order. A `ProcessError`
+   * process-error>>`: one outcome per event, in order (or a Promise of
+   * them, once the author's `process` returned one). A `ProcessError`
    * becomes that event's `err`; any other exception escapes, which traps the
    * instance with the exception's text on stderr (the host then retries the
    * batch's events one by one, so only the culprit fails).
@@ -92,23 +96,52 @@ export function bind(plugin, hostLog) {
       try {
         outputs = userProcess(new Event(events[i]));
       } catch (err) {
-        if (err instanceof ProcessError) {
-          outcomes[i] = { tag: 'err', val: { tag: err.kind, val: err.message } };
-          continue;
-        }
-        throw fail(err);
+        outcomes[i] = failure(err);
+        continue;
       }
-      if (!Array.isArray(outputs)) {
-        throw fail(new Error(`process must return an array of Output, got ${kindOf(outputs)}`));
-      }
-      for (let j = 0; j < outputs.length; j++) {
-        if (!(outputs[j] instanceof Output)) {
-          throw fail(new Error(`process must return an array of Output, element ${j} is ${kindOf(outputs[j])}`));
-        }
-      }
-      outcomes[i] = { tag: 'ok', val: outputs };
+      if (isThenable(outputs)) return finishAsync(events, outcomes, i, outputs);
+      outcomes[i] = success(outputs);
     }
     return outcomes;
+  }
+
+  // An async `process` (one that awaits fetch(), say): from event `i` on,
+  // each result is awaited before the next event starts, so events are
+  // still processed one at a time and in order. The component's export
+  // awaits the returned Promise, running the event loop until it settles.
+  async function finishAsync(events, outcomes, i, pending) {
+    for (;;) {
+      try {
+        outcomes[i] = success(await pending);
+      } catch (err) {
+        outcomes[i] = failure(err);
+      }
+      if (++i === events.length) return outcomes;
+      try {
+        pending = userProcess(new Event(events[i]));
+      } catch (err) {
+        pending = Promise.reject(err);
+      }
+    }
+  }
+
+  /** A thrown ProcessError as the event's outcome; anything else traps. */
+  function failure(err) {
+    if (err instanceof ProcessError) return { tag: 'err', val: { tag: err.kind, val: err.message } };
+    throw fail(err);
+  }
+
+  /** A returned array of Outputs as the event's outcome; anything else traps. */
+  function success(outputs) {
+    if (!Array.isArray(outputs)) {
+      throw fail(new Error(`process must return an array of Output, got ${kindOf(outputs)}`));
+    }
+    for (let j = 0; j < outputs.length; j++) {
+      if (!(outputs[j] instanceof Output)) {
+        throw fail(new Error(`process must return an array of Output, element ${j} is ${kindOf(outputs[j])}`));
+      }
+    }
+    return { tag: 'ok', val: outputs };
   }
 
   // The exception that will trap the instance. The stderr tail carries its

@@ -50,7 +50,9 @@ function counter() {
       if (value === 'string') throw 'thrown string';
       if (value === 'notarray') return Output.of('x');
       if (value === 'notoutput') return [{ value: enc.encode('x') }];
-      if (value === 'promise') return Promise.resolve([]);
+      if (value === 'async') return Promise.resolve([Output.of(`async#${seen}`)]);
+      if (value === 'async-bad') return Promise.reject(new Invalid('bad later'));
+      if (value === 'async-boom') return Promise.reject(new TypeError('kaboom later'));
       return [Output.of(`${value}#${seen}`).toTopic('t')];
     },
   };
@@ -131,9 +133,19 @@ describe('bind', () => {
     assert.throws(() => process([raw('string')]), { message: 'uncaught exception: thrown string' });
     assert.throws(() => process([raw('notarray')]), { message: 'process must return an array of Output, got Output' });
     assert.throws(() => process([raw('notoutput')]), { message: 'process must return an array of Output, element 0 is Object' });
-    assert.throws(() => process([raw('promise')]), /a Promise \(process must be synchronous\)/);
     assert.match(logged[0], /^error process trapped: TypeError: kaboom \(at /);
     assert.equal(logged[1], 'error process trapped: uncaught exception: thrown string');
+  });
+
+  it('an async process is awaited event by event, in order', async () => {
+    const { init, process } = bind(counter(), () => {});
+    init([]);
+    const sync = process([raw('a'), raw('b')]);
+    assert.ok(Array.isArray(sync), 'no Promise unless process returns one');
+    const pending = process([raw('a'), raw('async'), raw('b'), raw('async-bad'), raw('drop')]);
+    assert.equal(typeof pending.then, 'function');
+    assert.deepEqual(summary(await pending), [['a#3'], ['async#4'], ['b#5'], 'invalid: bad later', []]);
+    await assert.rejects(process([raw('async'), raw('async-boom')]), { message: /^TypeError: kaboom later/ });
   });
 
   it('logs go to the host import once init ran', () => {
