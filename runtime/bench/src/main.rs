@@ -9,8 +9,11 @@
 //!   (a) a raw rdkafka consume → produce loop with Sluice's client
 //!   settings, (b) Sluice with `passthrough`, (c) Sluice with
 //!   `order-enrich`, (d) the tutorial's Python `confluent-kafka` loop
-//!   (`examples/python/tutorial_processor.py`); one markdown table per
-//!   broker with the ratios b/a, c/a and b/d.
+//!   (`examples/python/tutorial_processor.py`), (e) the same enrichment as
+//!   (c) as a quixstreams 3.28 application
+//!   (`examples/python/quix_processor.py`, with the Python of
+//!   `--quix-python`; not on the mock cluster); one markdown table per
+//!   broker with the ratios b/a, c/a, b/d and b/e.
 //! - `boundary` ([`boundary`]): the cost of crossing into Wasm per event
 //!   against batch size, plugin instantiation and compile time. No Kafka.
 //! - `all`: both.
@@ -42,7 +45,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Events/s and CPU per event of (a) raw rdkafka, (b) Sluice +
-    /// passthrough, (c) Sluice + order-enrich, (d) the Python tutorial loop.
+    /// passthrough, (c) Sluice + order-enrich, (d) the Python tutorial loop,
+    /// (e) a quixstreams application.
     Throughput(throughput::Options),
     /// Per-event cost of the Wasm boundary by batch size; instantiation and
     /// compile time.

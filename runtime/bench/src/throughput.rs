@@ -1,4 +1,4 @@
-//! `sluice-bench throughput`: events/s and CPU per event of four
+//! `sluice-bench throughput`: events/s and CPU per event of five
 //! processors doing the same job (read every event of a topic, write one
 //! record per event to another) on the same broker:
 //!
@@ -10,7 +10,15 @@
 //! - (c) Sluice with `plugins/order-enrich.wasm` (JSON parse + serialise);
 //! - (d) the tutorial's loop, `examples/python/tutorial_processor.py`
 //!   (`confluent-kafka`, `json.loads`, produce, synchronous commit per
-//!   message), as a child process reporting its own window (`--stats-json`).
+//!   message), as a child process reporting its own window (`--stats-json`);
+//! - (e) the same enrichment as (c) as a quixstreams 3.28 application,
+//!   `examples/python/quix_processor.py` (its defaults: at-least-once, a
+//!   checkpoint every 5 s; invalid orders filtered out, there is no DLQ),
+//!   a child process with the same contract as (d), run by the Python of
+//!   `--quix-python` (`scripts/bench` makes a virtual environment for it:
+//!   quixstreams pins an older confluent-kafka than the tests'). Not on the
+//!   mock cluster: quixstreams reads every topic's configuration
+//!   (DescribeConfigs), which the mock does not serve.
 //!
 //! Every run gets fresh topics and a fresh group. The input is produced
 //! before the run (not timed): orders as JSON, padded to the event size,
@@ -21,7 +29,8 @@
 //! the worker has taken the last event (the pipeline then drains, waits for
 //! acknowledgements and commits) and end when the bench sees the group's
 //! committed offsets reach the end of the input; (d) ends after the
-//! script's final flush (it commits every message synchronously). Closing
+//! script's final flush (it commits every message synchronously), (e) when
+//! quixstreams' final checkpoint (flush, then commit) is done. Closing
 //! the clients is left out of every window: rdkafka spends ~100 ms on each
 //! whatever was processed, which would swamp the short runs the mock broker
 //! allows. CPU is the processor process's user + system time over the
@@ -66,7 +75,7 @@ pub enum BrokerChoice {
     Both,
 }
 
-/// The four processors.
+/// The five processors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum Processor {
     /// (a) raw rdkafka consume → produce.
@@ -77,10 +86,18 @@ pub enum Processor {
     C,
     /// (d) the Python tutorial loop.
     D,
+    /// (e) the quixstreams application.
+    E,
 }
 
 impl Processor {
-    const ALL: [Processor; 4] = [Processor::A, Processor::B, Processor::C, Processor::D];
+    const ALL: [Processor; 5] = [
+        Processor::A,
+        Processor::B,
+        Processor::C,
+        Processor::D,
+        Processor::E,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -88,6 +105,7 @@ impl Processor {
             Processor::B => "b: sluice passthrough",
             Processor::C => "c: sluice order-enrich",
             Processor::D => "d: python tutorial",
+            Processor::E => "e: quixstreams",
         }
     }
 
@@ -97,6 +115,18 @@ impl Processor {
             Processor::B => "b",
             Processor::C => "c",
             Processor::D => "d",
+            Processor::E => "e",
+        }
+    }
+
+    /// Why this processor cannot run on `kind`, if it cannot.
+    fn unsupported_on(self, kind: BrokerKind) -> Option<&'static str> {
+        match (self, kind) {
+            (Processor::E, BrokerKind::Mock) => Some(
+                "quixstreams 3.28 reads every topic's configuration (DescribeConfigs) \
+                 when it starts, and librdkafka's mock cluster does not serve that request",
+            ),
+            _ => None,
         }
     }
 }
@@ -124,9 +154,10 @@ pub struct Options {
     /// Runs per cell; the table shows the median.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
-    /// Which processors to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "a,b,c,d")]
-    pub only: Vec<Processor>,
+    /// Which processors to run [default: a,b,c,d, and e when there is a
+    /// Python for it (see --quix-python)].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Option<Vec<Processor>>,
     /// Sluice `workers` (threads running plugin instances).
     #[arg(long, default_value_t = DEFAULT_WORKERS)]
     pub workers: usize,
@@ -150,6 +181,38 @@ pub struct Options {
     /// The Python interpreter for (d).
     #[arg(long, default_value = "python3")]
     pub python: String,
+    /// The Python interpreter for (e), with quixstreams 3.28 [default:
+    /// target/bench/quix-venv/bin/python, which scripts/bench makes, if it
+    /// exists].
+    #[arg(long)]
+    pub quix_python: Option<String>,
+}
+
+impl Options {
+    /// The processors to run: `--only`, or by default (a)-(d), and (e) when
+    /// it has a Python.
+    fn processors(&self) -> Vec<Processor> {
+        match &self.only {
+            Some(only) => Processor::ALL
+                .into_iter()
+                .filter(|p| only.contains(p))
+                .collect(),
+            None => Processor::ALL
+                .into_iter()
+                .filter(|&p| p != Processor::E || self.quix_python().is_some())
+                .collect(),
+        }
+    }
+
+    /// The Python for (e): `--quix-python`, else the virtual environment
+    /// `scripts/bench` makes, if it is there.
+    fn quix_python(&self) -> Option<String> {
+        if let Some(python) = &self.quix_python {
+            return Some(python.clone());
+        }
+        let venv = repo_dir().join("target/bench/quix-venv/bin/python");
+        venv.is_file().then(|| venv.display().to_string())
+    }
 }
 
 /// One measured run.
@@ -206,6 +269,10 @@ struct Row {
 /// What every run of one broker shares.
 struct Bench<'a> {
     options: &'a Options,
+    /// The processors to run, in table order.
+    processors: &'a [Processor],
+    /// The Python for (e), when it runs.
+    quix_python: Option<&'a str>,
     broker: Broker,
     plugins_dir: PathBuf,
     run_seq: usize,
@@ -226,25 +293,38 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             bail!("{} not found: run scripts/build-plugins", path.display());
         }
     }
-    if options.only.contains(&Processor::D) {
+    let processors = options.processors();
+    if processors.contains(&Processor::D) {
         check_python(&options.python)?;
     }
+    let quix_python = if processors.contains(&Processor::E) {
+        Some(check_quix(options.quix_python())?)
+    } else {
+        None
+    };
     let kinds = match options.broker {
         BrokerChoice::Mock => vec![BrokerKind::Mock],
         BrokerChoice::Tansu => vec![BrokerKind::Tansu],
         BrokerChoice::Both => vec![BrokerKind::Mock, BrokerKind::Tansu],
     };
     for kind in kinds {
+        for p in &processors {
+            if let Some(why) = p.unsupported_on(kind) {
+                eprintln!("({}) left out on {}: {why}", p.short(), kind.name());
+            }
+        }
         let broker = Broker::start(kind)?;
         let mut bench = Bench {
             options,
+            processors: &processors,
+            quix_python: quix_python.as_deref(),
             broker,
             plugins_dir: plugins_dir.clone(),
             run_seq: 0,
             checks: Vec::new(),
         };
         let rows = bench.rows()?;
-        print_table(kind, options, &rows);
+        print_table(kind, options, &processors, &rows);
         bench.check_commits();
     }
     Ok(())
@@ -262,8 +342,8 @@ impl Bench<'_> {
                     load: load_average(),
                     cells: HashMap::new(),
                 };
-                for processor in Processor::ALL {
-                    if !options.only.contains(&processor) {
+                for &processor in self.processors {
+                    if processor.unsupported_on(self.broker.kind()).is_some() {
                         continue;
                     }
                     let mut events = options.events;
@@ -340,7 +420,15 @@ impl Bench<'_> {
             Processor::A => self.run_raw(&bootstrap, &input, &output, &group, events),
             Processor::B => self.run_sluice("passthrough", &input, &output, &dlq, &group, &ends),
             Processor::C => self.run_sluice("order-enrich", &input, &output, &dlq, &group, &ends),
-            Processor::D => self.run_python(&bootstrap, &input, &output, &group, events),
+            Processor::D => {
+                let script = Script::new(&self.options.python, "tutorial_processor.py");
+                script.run(&bootstrap, &input, &output, &group, events)
+            }
+            Processor::E => {
+                let python = self.quix_python.context("no Python for (e)")?;
+                let script = Script::new(python, "quix_processor.py");
+                script.run(&bootstrap, &input, &output, &group, events)
+            }
         }?;
         self.checks.push((group, input, ends));
         Ok(run)
@@ -564,58 +652,6 @@ impl Bench<'_> {
         Ok(run)
     }
 
-    /// (d): the Python tutorial loop as a child process.
-    fn run_python(
-        &self,
-        bootstrap: &str,
-        input: &str,
-        output: &str,
-        group: &str,
-        events: usize,
-    ) -> anyhow::Result<Run> {
-        let script = repo_dir().join("examples/python/tutorial_processor.py");
-        let out = Command::new(&self.options.python)
-            .arg(&script)
-            .args([
-                "--bootstrap",
-                bootstrap,
-                "--input",
-                input,
-                "--output",
-                output,
-            ])
-            .args(["--group", group, "--max", &events.to_string()])
-            .args(["--idle-secs", "10", "--stats-json"])
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .with_context(|| format!("running {}", script.display()))?;
-        if !out.status.success() {
-            bail!("{} exited with {}", script.display(), out.status);
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .with_context(|| format!("no stats line in its output: {stdout}"))?;
-        let stats: serde_json::Value = serde_json::from_str(line)?;
-        let number = |key: &str| {
-            stats[key]
-                .as_f64()
-                .with_context(|| format!("no `{key}` in {line}"))
-        };
-        let processed = number("events")? as usize;
-        if processed != events {
-            bail!("the script processed {processed} of {events} events");
-        }
-        Ok(Run {
-            events,
-            wall: Duration::from_secs_f64(number("seconds")?),
-            cpu: Duration::from_secs_f64(number("cpu_seconds")?),
-        })
-    }
-
     /// Checks that every run's group committed exactly the end of the
     /// input on every partition: the processors did all the work, and
     /// the offsets they stored are right.
@@ -644,6 +680,87 @@ impl Bench<'_> {
             self.checks.len()
         );
     }
+}
+
+/// (d) or (e): a Python processor from `examples/python`, run as a child
+/// process that measures its own window and prints it with `--stats-json`.
+struct Script<'a> {
+    python: &'a str,
+    path: PathBuf,
+}
+
+impl<'a> Script<'a> {
+    fn new(python: &'a str, name: &str) -> Self {
+        Script {
+            python,
+            path: repo_dir().join("examples/python").join(name),
+        }
+    }
+
+    /// One run over `events` records of `input`. The child works in a
+    /// scratch directory (quixstreams makes a `state/` directory in its
+    /// working directory); its stderr (quixstreams logs every start) is
+    /// shown only when it fails.
+    fn run(
+        &self,
+        bootstrap: &str,
+        input: &str,
+        output: &str,
+        group: &str,
+        events: usize,
+    ) -> anyhow::Result<Run> {
+        let scratch = tempfile::tempdir()?;
+        let out = Command::new(self.python)
+            .arg(&self.path)
+            .args(["--bootstrap", bootstrap, "--input", input])
+            .args(["--output", output, "--group", group])
+            .args(["--max", &events.to_string()])
+            .args(["--idle-secs", "10", "--stats-json"])
+            .current_dir(scratch.path())
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", self.path.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} exited with {}: {}",
+                self.path.display(),
+                out.status,
+                tail(&String::from_utf8_lossy(&out.stderr), 20)
+            );
+        }
+        let run = stats_line(&String::from_utf8_lossy(&out.stdout))?;
+        if run.events != events {
+            bail!("the script processed {} of {events} events", run.events);
+        }
+        Ok(run)
+    }
+}
+
+/// The run a script reported: the last line of its stdout that is a JSON
+/// object with `events`, `seconds` and `cpu_seconds`.
+fn stats_line(stdout: &str) -> anyhow::Result<Run> {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("no stats line in its output: {stdout}"))?;
+    let stats: serde_json::Value = serde_json::from_str(line)?;
+    let number = |key: &str| {
+        stats[key]
+            .as_f64()
+            .with_context(|| format!("no `{key}` in {line}"))
+    };
+    Ok(Run {
+        events: number("events")? as usize,
+        wall: Duration::from_secs_f64(number("seconds")?),
+        cpu: Duration::from_secs_f64(number("cpu_seconds")?),
+    })
+}
+
+/// The last `lines` lines of `text`.
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Delivery counts of a producer.
@@ -773,15 +890,9 @@ impl CommitWatcher {
     }
 }
 
+/// Checks that `python` has confluent-kafka, for (d).
 fn check_python(python: &str) -> anyhow::Result<()> {
-    let ok = Command::new(python)
-        .args(["-c", "import confluent_kafka"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
+    if module_version(python, "confluent_kafka").is_none() {
         bail!(
             "`{python} -c 'import confluent_kafka'` failed: run scripts/setup (or leave (d) out with --only a,b,c)"
         );
@@ -789,7 +900,50 @@ fn check_python(python: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_table(kind: BrokerKind, options: &Options, rows: &[Row]) {
+/// The version of quixstreams the examples are written for: they rely on
+/// its callbacks and its log lines.
+const QUIX_VERSION: &str = "3.28.";
+
+/// Checks that (e) has a Python with quixstreams 3.28; returns it.
+fn check_quix(python: Option<String>) -> anyhow::Result<String> {
+    let advice = "scripts/bench makes target/bench/quix-venv with it, or pass --quix-python \
+                  (or leave (e) out with --only a,b,c,d)";
+    let Some(python) = python else {
+        bail!("(e) needs a Python with quixstreams {QUIX_VERSION}x: {advice}");
+    };
+    match module_version(&python, "quixstreams") {
+        Some(version) if version.starts_with(QUIX_VERSION) => Ok(python),
+        Some(version) => {
+            bail!("`{python}` has quixstreams {version}, (e) needs {QUIX_VERSION}x: {advice}")
+        }
+        None => bail!("`{python} -c 'import quixstreams'` failed: {advice}"),
+    }
+}
+
+/// `module.__version__` as `python` imports it (empty if it has none), or
+/// None if it cannot be imported.
+fn module_version(python: &str, module: &str) -> Option<String> {
+    let code = format!("import {module}; print(getattr({module}, '__version__', ''))");
+    let out = Command::new(python)
+        .args(["-W", "ignore", "-c", &code])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The ratios of events/s the table shows, numerator first.
+const RATIOS: [(Processor, Processor); 4] = [
+    (Processor::B, Processor::A),
+    (Processor::C, Processor::A),
+    (Processor::B, Processor::D),
+    (Processor::B, Processor::E),
+];
+
+fn print_table(kind: BrokerKind, options: &Options, procs: &[Processor], rows: &[Row]) {
     let cap = match kind {
         BrokerKind::Mock => format!(
             "; events per run capped at {} KiB per partition (the mock keeps ~5 MiB)",
@@ -808,46 +962,47 @@ fn print_table(kind: BrokerKind, options: &Options, rows: &[Row]) {
         options.repeat.max(1),
     );
     println!();
-    let procs: Vec<Processor> = Processor::ALL
-        .into_iter()
-        .filter(|p| options.only.contains(p))
-        .collect();
     let mut header = String::from("| size | parts | load |");
     let mut rule = String::from("|---:|---:|---:|");
-    for p in &procs {
+    for p in procs {
         header.push_str(&format!(" {} events | ev/s | CPU µs/ev |", p.label()));
         rule.push_str("---:|---:|---:|");
     }
-    header.push_str(" b/a | c/a | b/d |");
-    rule.push_str("---:|---:|---:|");
+    for (x, y) in RATIOS {
+        header.push_str(&format!(" {}/{} |", x.short(), y.short()));
+        rule.push_str("---:|");
+    }
     println!("{header}");
     println!("{rule}");
     for row in rows {
-        let mut line = format!("| {} B | {} | {} |", row.size, row.partitions, row.load);
-        for p in &procs {
-            match row.cells.get(p) {
-                Some(c) => line.push_str(&format!(
-                    " {} | {} | {:.2} |",
-                    c.events,
-                    thousands(c.rate),
-                    c.cpu_us
-                )),
-                None => line.push_str(" - | failed | - |"),
-            }
-        }
-        let ratio = |x: Processor, y: Processor| match (row.cells.get(&x), row.cells.get(&y)) {
-            (Some(x), Some(y)) => format!("{:.2}", x.rate / y.rate),
-            _ => "-".into(),
-        };
-        line.push_str(&format!(
-            " {} | {} | {} |",
-            ratio(Processor::B, Processor::A),
-            ratio(Processor::C, Processor::A),
-            ratio(Processor::B, Processor::D)
-        ));
-        println!("{line}");
+        println!("{}", table_line(kind, procs, row));
     }
     println!();
+}
+
+/// One row of the table: a cell per processor, then the ratios (`-` where
+/// either side did not run). `n/a`: the processor cannot run on `kind`.
+fn table_line(kind: BrokerKind, procs: &[Processor], row: &Row) -> String {
+    let mut line = format!("| {} B | {} | {} |", row.size, row.partitions, row.load);
+    for p in procs {
+        match row.cells.get(p) {
+            Some(c) => line.push_str(&format!(
+                " {} | {} | {:.2} |",
+                c.events,
+                thousands(c.rate),
+                c.cpu_us
+            )),
+            None if p.unsupported_on(kind).is_some() => line.push_str(" - | n/a | - |"),
+            None => line.push_str(" - | failed | - |"),
+        }
+    }
+    for (x, y) in RATIOS {
+        match (row.cells.get(&x), row.cells.get(&y)) {
+            (Some(x), Some(y)) => line.push_str(&format!(" {:.2} |", x.rate / y.rate)),
+            _ => line.push_str(" - |"),
+        }
+    }
+    line
 }
 
 /// `1234567.8` → `1 234 568`.
@@ -877,6 +1032,25 @@ mod tests {
                 assert!(order["amount"].as_f64().is_some());
             }
         }
+    }
+
+    #[test]
+    fn a_scripts_stats_are_its_last_json_line() {
+        let stdout = "processed 3 events in 0.50s: 6.0 events/s (skipped 0)\n\
+                      {\"events\": 3, \"seconds\": 0.5, \"cpu_seconds\": 0.25}\n";
+        let run = stats_line(stdout).unwrap();
+        assert_eq!(run.events, 3);
+        assert_eq!(run.wall, Duration::from_millis(500));
+        assert_eq!(run.cpu, Duration::from_millis(250));
+        assert!(stats_line("no stats\n").is_err());
+        assert!(stats_line("{\"events\": 3}").is_err());
+    }
+
+    #[test]
+    fn quixstreams_is_left_out_on_the_mock_only() {
+        assert!(Processor::E.unsupported_on(BrokerKind::Mock).is_some());
+        assert!(Processor::E.unsupported_on(BrokerKind::Tansu).is_none());
+        assert!(Processor::D.unsupported_on(BrokerKind::Mock).is_none());
     }
 
     #[test]
