@@ -18,6 +18,7 @@ other than a JSON parser's own wording (`event value is not valid JSON: ...`).
 import argparse
 import base64
 import json
+import os
 import random
 import subprocess
 import sys
@@ -189,7 +190,8 @@ def main():
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--sluice", default=str(ROOT / "target/release/sluice"))
+    parser.add_argument("--sluice", default=os.environ.get("SLUICE", str(ROOT / "target/release/sluice")),
+                        help="the host binary (default: $SLUICE, else target/release/sluice)")
     parser.add_argument("--python", default=str(HERE / "order-enrich.wasm"))
     parser.add_argument("--rust", default=str(ROOT / "plugins/order-enrich.wasm"))
     parser.add_argument("-v", "--verbose", action="store_true", help="print every message difference")

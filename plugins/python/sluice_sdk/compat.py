@@ -57,6 +57,7 @@ def _serde_int(token: str, _int=int):
 
 
 _SERDE_PARSER = JsonParser(parse_float=_serde_float, parse_int=_serde_int)
+_serde_parse = _SERDE_PARSER.parse
 
 
 def json_like_serde(event):
@@ -64,7 +65,7 @@ def json_like_serde(event):
     (see the module docs). Raises `Invalid` as `event.json()` does, and
     ``event value is not valid JSON: number out of range`` where serde_json
     refuses a number."""
-    return _SERDE_PARSER.parse(event.value)
+    return _serde_parse(event.value)
 
 
 def _digits(x: float):

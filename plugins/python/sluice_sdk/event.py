@@ -99,7 +99,20 @@ class JsonParser:
             if len(value) > MAX_DEPTH and _too_deep(value, text):
                 message = "recursion limit exceeded"
             else:
-                parsed = self._decode(text)
+                # The C scanner parses one value from index 0: this is
+                # `decoder.decode(text)` minus its two regex calls and two
+                # Python frames. Anything unusual (whitespace around the
+                # value, trailing data, an error) goes through the full
+                # decoder, which also words the error.
+                scan = self._scan
+                end = -1
+                if scan is not None:
+                    try:
+                        parsed, end = scan(text, 0)
+                    except StopIteration:
+                        pass
+                if end != len(text):
+                    parsed = self._decoder.decode(text)
                 if "\\u" not in text or not _has_surrogate(parsed):
                     return parsed
                 message = "lone surrogate in a \\u escape"
@@ -110,23 +123,6 @@ class JsonParser:
         except ValueError as err:  # json.JSONDecodeError, a too-long int, NaN, a hook's refusal
             message = str(err)
         raise Invalid(f"event value is not valid JSON: {message}")
-
-    def _decode(self, text: str):
-        """`decoder.decode(text)`, minus its two regex calls and two Python
-        frames when the text has no surrounding whitespace (the common
-        case): the C scanner parses one value from index 0, and anything
-        unusual (leading or trailing whitespace, trailing data, an error)
-        goes through the full decoder, which also words the error."""
-        scan = self._scan
-        if scan is not None:
-            try:
-                parsed, end = scan(text, 0)
-            except StopIteration:
-                pass
-            else:
-                if end == len(text):
-                    return parsed
-        return self._decoder.decode(text)
 
 
 _PARSER = JsonParser()
