@@ -2,6 +2,7 @@
 //! `scripts/build-plugins`): JSON-lines in, one JSON line per event out, and
 //! clean errors (no panics) for everything a user can get wrong.
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -17,19 +18,25 @@ use sluice_testkit::sluice::{binary, plugin_path};
 /// Runs `sluice exec PLUGIN ARGS...`, feeding `stdin`, and returns what it
 /// did.
 fn exec(plugin: &Path, args: &[&str], stdin: &str) -> Output {
-    exec_with_env(plugin, args, stdin, &[])
+    exec_with_env::<&str>(plugin, args, stdin, &[])
 }
 
-/// [`exec`] with environment variables set.
-fn exec_with_env(plugin: &Path, args: &[&str], stdin: &str, env: &[(&str, &Path)]) -> Output {
+/// [`exec`] with environment variables set (they win over its defaults,
+/// such as `SLUICE_LOG=warn`).
+fn exec_with_env<V: AsRef<OsStr>>(
+    plugin: &Path,
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, V)],
+) -> Output {
     let mut child = Command::new(binary())
-        .envs(env.iter().copied())
         .arg("exec")
         .arg(plugin)
         .args(args)
         .env("SLUICE_LOG", "warn")
         .env_remove("RUST_LOG")
         .env_remove("SLUICE_LOG_FORMAT")
+        .envs(env.iter().map(|(name, value)| (name, value.as_ref())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -202,6 +209,88 @@ fn config_reaches_the_plugin() {
     assert_eq!(lines.len(), 2);
     assert_eq!(topics(&lines[0]), [json!("orders"), json!("audit")]);
     assert_eq!(topics(&lines[1]), [json!("audit")]);
+}
+
+#[test]
+fn an_event_with_more_outputs_than_the_cap_is_rejected_whole() {
+    let output = exec(
+        &plugin_path("hostile"),
+        &["--max-outputs", "3"],
+        "{\"value\":\"fanout:3\"}\n{\"value\":\"fanout:4\"}\n{\"value\":\"fanout:100000\"}\n",
+    );
+    assert_success(&output);
+    let lines = stdout_lines(&output);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let values: Vec<&Value> = lines[0]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| &o["value"])
+        .collect();
+    assert_eq!(
+        values,
+        [&json!("0"), &json!("1"), &json!("2")],
+        "at the cap"
+    );
+    for (line, count) in lines[1..].iter().zip(["4", "100000"]) {
+        assert_eq!(line["ok"], false, "{line}");
+        assert_eq!(line["error"]["kind"], "output-rejected", "{line}");
+        assert_eq!(
+            line["error"]["message"],
+            format!("{count} outputs for one event, over the cap of 3 outputs per event"),
+            "{line}"
+        );
+    }
+
+    // The default cap is 1000.
+    let output = exec(
+        &plugin_path("hostile"),
+        &[],
+        "{\"value\":\"fanout:1000\"}\n{\"value\":\"fanout:1001\"}\n",
+    );
+    assert_success(&output);
+    let lines = stdout_lines(&output);
+    assert_eq!(lines[0]["outputs"].as_array().map(Vec::len), Some(1000));
+    assert_eq!(lines[1]["error"]["kind"], "output-rejected", "{}", lines[1]);
+}
+
+#[test]
+fn a_plugin_flooding_the_log_is_cut_to_its_budget_with_a_count_of_the_rest() {
+    use sluice::plugin::log_limit::{LOG_BURST, LOG_LINES_PER_SEC};
+    const LINES: u64 = 100_000;
+    let started = std::time::Instant::now();
+    let output = exec_with_env(
+        &plugin_path("hostile"),
+        &[],
+        &format!("{{\"value\":\"spam:{LINES}\"}}\n{{\"value\":\"after\"}}\n"),
+        &[("SLUICE_LOG", "info")],
+    );
+    let elapsed = started.elapsed();
+    assert_success(&output);
+    assert_eq!(stdout_lines(&output).len(), 2);
+    let text = stderr(&output);
+    let logged = text.matches("spam line").count() as u64;
+    let suppressed: u64 = text
+        .lines()
+        .filter(|line| line.contains("plugin log lines suppressed"))
+        .map(|line| {
+            let count = line
+                .split("suppressed=")
+                .nth(1)
+                .unwrap_or_else(|| panic!("{line}"));
+            count
+                .trim()
+                .parse::<u64>()
+                .unwrap_or_else(|e| panic!("{e}: {line}"))
+        })
+        .sum();
+    // Every line is either logged or counted, never both, never neither.
+    assert_eq!(logged + suppressed, LINES, "{logged} logged:\n{text}");
+    // What got through is the burst plus what the budget refilled while
+    // the process ran (its whole run bounds the plugin's).
+    let budget = u64::from(LOG_BURST) + u64::from(LOG_LINES_PER_SEC) * (elapsed.as_secs() + 1);
+    assert!(logged <= budget, "{logged} lines logged in {elapsed:?}");
+    assert!(logged >= u64::from(LOG_BURST), "{logged}");
 }
 
 #[test]

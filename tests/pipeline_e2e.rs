@@ -2,7 +2,7 @@
 //! the tutorial pipeline, a kill -9 in the middle of a stream, a chain of two
 //! plugins, two processes in one consumer group, interop with Python's
 //! confluent-kafka, bad configs, outputs to topics the pipeline does not
-//! allow, and poison events.
+//! allow, poison events, and `sluice demo` with `KAFKA_BROKERS` set.
 //!
 //! Every test starts its own broker and its own `sluice` processes, and
 //! stops them on the way out, also when it fails (the handles' `Drop`).
@@ -1210,4 +1210,69 @@ fn poison_events_are_dead_lettered_without_blocking_their_partition() {
         assert_eq!(dl.value.as_deref(), Some(records[i].1.as_str()));
     }
     assert_committed_all(&bootstrap, "e2e-poison", "events", &delivered);
+}
+
+// ---------------------------------------------------------------------------
+// 8. `sluice demo` on a real broker
+// ---------------------------------------------------------------------------
+
+/// `KAFKA_BROKERS=<tansu> sluice demo`: on a broker where nothing exists
+/// yet, the demo's pipeline creates its topics with the configured three
+/// partitions (tansu's auto-creation would give four, and an output topic
+/// only after the first output), the demo produces once the pipeline owns
+/// them, and every order lands. A second run on the same broker counts only
+/// its own records.
+#[test]
+fn the_demo_runs_against_a_real_broker() {
+    let scene = Scene::new();
+    let bootstrap = scene.bootstrap();
+    let demo = || {
+        let out = Command::new(sluice_testkit::sluice::binary())
+            .current_dir(repo_dir())
+            .env("KAFKA_BROKERS", &bootstrap)
+            .env_remove("SLUICE_DEMO_PLUGIN")
+            .env_remove("RUST_LOG")
+            .env("SLUICE_LOG", "info")
+            .args(["demo", "config/demo.toml", "--timeout-secs", "60"])
+            .output()
+            .expect("sluice demo runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("accounted for: 103 of 103 records (100 results + 3 dead letters)"),
+            "{stdout}\n{stderr}"
+        );
+        assert_eq!(stdout.matches(", in order").count(), 10, "{stdout}");
+        assert_eq!(stdout.matches("kind=invalid").count(), 3, "{stdout}");
+        assert_no_panic(&stderr);
+        (stdout, stderr)
+    };
+
+    let (stdout, stderr) = demo();
+    assert!(
+        stdout.contains("pipeline `orders` owns 3 partitions"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("created topics"), "{stderr}");
+    let mut topics = scene.broker.topics().expect("list topics");
+    topics.sort();
+    assert_eq!(topics, ["orders", "orders-dlq", "orders-enriched"]);
+    let committed = kafka::committed(&bootstrap, "sluice-orders", "orders");
+    assert_eq!(
+        committed.keys().copied().collect::<Vec<_>>(),
+        [0, 1, 2],
+        "{committed:?}"
+    );
+    assert_eq!(
+        committed.values().map(|o| o.unwrap_or(0)).sum::<i64>(),
+        103,
+        "every order committed: {committed:?}"
+    );
+
+    // Again on the same broker: the topics are there, and the report is
+    // about this run's records only.
+    let (_, stderr) = demo();
+    assert!(!stderr.contains("created topics"), "{stderr}");
+    assert!(!stderr.contains("could not create"), "{stderr}");
 }

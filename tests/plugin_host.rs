@@ -491,6 +491,27 @@ fn memory_hog_hits_the_memory_cap() {
 }
 
 #[test]
+fn an_event_over_the_output_count_cap_fails_alone() {
+    let mut runner = hostile_with(
+        Limits {
+            max_outputs_per_event: 10,
+            ..Limits::default()
+        },
+        Sandbox::default(),
+    );
+    let outcomes = runner.process(&events(&["fanout:10", "fanout:11", "hello"]));
+    assert_eq!(outcomes[0].as_ref().map(Vec::len), Ok(10), "at the cap");
+    let (kind, message) = failure_of(&outcomes[1]);
+    assert_eq!(kind, FailureKind::OutputRejected, "{message}");
+    assert_eq!(
+        message,
+        "11 outputs for one event, over the cap of 10 outputs per event"
+    );
+    assert_eq!(single_value(&outcomes[2]), "hello", "its batch mate");
+    assert_recovers(&mut runner);
+}
+
+#[test]
 fn huge_output_is_rejected_above_the_cap() {
     let mut runner = hostile_with(
         Limits {

@@ -13,8 +13,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Config;
 use crate::exec::{self, ExecOptions};
 use crate::plugin::{
-    DEFAULT_DEADLINE_MS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_MIB, DirGrant, InstanceSettings,
-    Limits, MAX_MEMORY_MIB, Sandbox,
+    DEFAULT_DEADLINE_MS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUTS_PER_EVENT,
+    DEFAULT_MEMORY_MIB, DirGrant, InstanceSettings, Limits, MAX_MEMORY_MIB, Sandbox,
 };
 use crate::supervisor::{self, Supervisor};
 use crate::{demo, reload, scaffold};
@@ -125,6 +125,11 @@ struct LimitArgs {
     /// Largest output record (key + value + headers), in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_OUTPUT_BYTES)]
     max_output_bytes: usize,
+    /// Most outputs of one event; an event with more fails as
+    /// `output-rejected`.
+    #[arg(long, default_value_t = DEFAULT_MAX_OUTPUTS_PER_EVENT,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    max_outputs: usize,
 }
 
 /// Grants beyond the default sandbox (which denies everything).
@@ -156,6 +161,7 @@ impl LimitArgs {
             memory_bytes: self.memory_mib << 20,
             deadline: Duration::from_millis(self.deadline_ms),
             max_output_bytes: self.max_output_bytes,
+            max_outputs_per_event: self.max_outputs,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `sluice demo`: the tutorial scenario on the pipelines of a config file
-//! (the embedded broker by default). Produces orders for ten customers plus
-//! a few malformed ones, lets the first pipeline process them, then shows
-//! what landed in the result and dead-letter topics.
+//! (the embedded broker by default). Waits until the first pipeline has
+//! joined its group, produces orders for ten customers plus a few malformed
+//! ones, lets the pipeline process them, then shows what landed in the
+//! result and dead-letter topics.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use anyhow::Context as _;
 
 use crate::config::Config;
 use crate::headers;
+use crate::kafka::writer::owned_headers;
 use crate::kafka::{RecordRef, TopicReader, Writer};
 use crate::plugin::Event;
 use crate::supervisor::Supervisor;
@@ -67,11 +69,20 @@ pub fn run(config: Config, options: &DemoOptions) -> anyhow::Result<()> {
         "Sluice demo: pipeline `{}`, Kafka at {brokers}",
         pipeline.name
     );
+    wait_assigned(
+        &supervisor,
+        &pipeline.name,
+        &pipeline.group_id,
+        options.timeout,
+    )?;
 
     let mut writer = Writer::to(&brokers, &[]).context("cannot create the demo producer")?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
+    // Outputs and dead letters inherit the header, so the read-back can
+    // tell this run's records from an earlier run's on the same cluster.
+    let run = format!("{}-{now}", std::process::id());
     let mut records: Vec<(String, String)> = (0..options.orders)
         .map(|i| order(i, options.customers, now))
         .collect();
@@ -84,6 +95,7 @@ pub fn run(config: Config, options: &DemoOptions) -> anyhow::Result<()> {
         let record = RecordRef {
             key: Some(key.as_bytes()),
             value: Some(value.as_bytes()),
+            headers: owned_headers(std::iter::once((headers::DEMO_RUN, run.as_bytes()))),
             ..RecordRef::to(&input)
         };
         writer
@@ -107,6 +119,7 @@ pub fn run(config: Config, options: &DemoOptions) -> anyhow::Result<()> {
         &brokers,
         &pipeline.output,
         &pipeline.dlq,
+        &run,
         expected,
         options.timeout,
     )?;
@@ -122,12 +135,45 @@ pub fn run(config: Config, options: &DemoOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until pipeline `name` owns partitions: a broker may take seconds
+/// to admit a member to its group (tansu holds a join for half the session
+/// timeout), which would otherwise eat into the read-back's timeout with
+/// nothing to show for it.
+fn wait_assigned(
+    supervisor: &Supervisor,
+    name: &str,
+    group: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let status = supervisor
+        .status()
+        .pipeline(name)
+        .with_context(|| format!("pipeline `{name}` is not running"))?;
+    let started = Instant::now();
+    println!("waiting for pipeline `{name}` to join group `{group}`...");
+    loop {
+        let assigned = status.view().assigned.len();
+        if assigned > 0 {
+            println!(
+                "pipeline `{name}` owns {assigned} partitions (joined in {:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            anyhow::bail!("pipeline `{name}` was given no partition within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Reads the result and DLQ topics from the beginning until `expected`
-/// records arrived or `timeout` passed.
+/// records of demo run `run` arrived or `timeout` passed.
 pub fn read_back(
     brokers: &str,
     output: &str,
     dlq: &str,
+    run: &str,
     expected: usize,
     timeout: Duration,
 ) -> anyhow::Result<(Vec<Event>, Vec<Event>)> {
@@ -140,6 +186,9 @@ pub fn read_back(
             continue;
         };
         let record = record?;
+        if header(&record, headers::DEMO_RUN).as_deref() != Some(run) {
+            continue;
+        }
         if record.topic == output {
             results.push(record);
         } else {

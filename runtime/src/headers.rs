@@ -10,6 +10,9 @@ pub const DIGEST: &str = "sluice.plugin.digest";
 pub const KIND: &str = "sluice.error.kind";
 /// What went wrong, for people.
 pub const MESSAGE: &str = "sluice.error.message";
+/// `sluice demo`'s run on the orders it writes; their outputs and dead
+/// letters inherit it, so a demo reads back only its own records.
+pub const DEMO_RUN: &str = "sluice.demo.run";
 /// The pipeline's name.
 pub const PIPELINE: &str = "sluice.pipeline";
 /// The topic the event was read from.

@@ -14,11 +14,11 @@ use crate::config::{
     restart_required,
 };
 use crate::kafka::embedded::EmbeddedKafka;
-use crate::metrics;
 use crate::pipeline::{Pipeline, PreparedPipeline};
 use crate::plugin::compiled::digest_of;
 use crate::plugin::{CompiledPlugin, PluginEngine, PluginRunner};
 use crate::status::{Outcome, Reload, Status, now_ms};
+use crate::{kafka, metrics};
 
 /// Compiled plugins by file, shared by the pipelines that use them.
 pub type PluginSet = HashMap<PathBuf, Arc<CompiledPlugin>>;
@@ -124,11 +124,6 @@ impl Supervisor {
             Brokers::List(list) => (list.clone(), None),
             Brokers::Embedded => {
                 let kafka = EmbeddedKafka::start()?;
-                for pipeline in &config.pipelines {
-                    for topic in pipeline.topics() {
-                        kafka.create_topic(topic, pipeline.partitions)?;
-                    }
-                }
                 tracing::info!(
                     bootstrap = kafka.bootstrap(),
                     "embedded Kafka broker started"
@@ -172,12 +167,48 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Joins the group with a prepared pipeline.
+    /// Creates the pipeline's missing topics, then joins the group with it.
     fn launch(&mut self, prepared: PreparedPipeline) -> anyhow::Result<()> {
+        self.create_topics(prepared.config())?;
         let name = prepared.config().name.clone();
         let running = prepared.start(&self.config.kafka, &self.brokers)?;
         self.status.started(running.status().clone());
         self.pipelines.insert(name, running);
+        Ok(())
+    }
+
+    /// Creates the topics of `pipeline` that do not exist yet, with its
+    /// `partitions`, so its consumer has every input partition from the
+    /// start and its outputs do not depend on the broker's auto-creation.
+    /// Only the embedded broker's failures are errors: a cluster may refuse
+    /// (permissions, policies) and still have the topics.
+    fn create_topics(&self, pipeline: &PipelineConfig) -> anyhow::Result<()> {
+        let topics: Vec<&str> = pipeline.topics().into_iter().collect();
+        if let Some(embedded) = &self.embedded {
+            for topic in topics {
+                embedded.create_topic(topic, pipeline.partitions)?;
+            }
+            return Ok(());
+        }
+        match kafka::topics::create_missing(
+            &self.config.kafka,
+            &self.brokers,
+            &topics,
+            pipeline.partitions,
+        ) {
+            Ok(created) if !created.is_empty() => tracing::info!(
+                pipeline = pipeline.name,
+                topics = ?created,
+                partitions = pipeline.partitions,
+                "created topics"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                pipeline = pipeline.name,
+                error = %e,
+                "could not create the pipeline's topics; running on the ones the broker has"
+            ),
+        }
         Ok(())
     }
 

@@ -582,6 +582,12 @@ impl PipelineCheck<'_, '_, '_> {
                 defaults.max_output_bytes,
                 None,
             ),
+            max_outputs_per_event: self.count(
+                raw.max_outputs_per_event,
+                "limits.max_outputs_per_event",
+                defaults.max_outputs_per_event,
+                None,
+            ),
         }
     }
 

@@ -160,7 +160,8 @@ pub struct PipelineConfig {
     pub batch_size: usize,
     /// Threads running this pipeline's plugin instances.
     pub workers: usize,
-    /// Partitions of topics created on the embedded broker.
+    /// Partitions of the pipeline's topics that Sluice creates when they
+    /// are missing (existing topics keep theirs).
     pub partitions: i32,
     /// Whether every output carries the `sluice.plugin` and
     /// `sluice.plugin.digest` headers (dead letters always do).

@@ -82,7 +82,8 @@ pub(super) struct RawPipeline {
     pub batch_size: Option<Spanned<i64>>,
     /// Threads running this pipeline's plugin instances; default 1.
     pub workers: Option<Spanned<i64>>,
-    /// Partitions of topics created on the embedded broker; default 3.
+    /// Partitions of the pipeline's topics Sluice creates when they are
+    /// missing; default 3.
     pub partitions: Option<Spanned<i64>>,
     /// Whether outputs carry the `sluice.plugin` and `sluice.plugin.digest`
     /// headers; default true.
@@ -116,6 +117,8 @@ pub(super) struct RawLimits {
     pub deadline_ms: Option<Spanned<i64>>,
     /// Largest output record (key + value + headers) in bytes; default 1 MiB.
     pub max_output_bytes: Option<Spanned<i64>>,
+    /// Most outputs of one event, at least 1; default 1000.
+    pub max_outputs_per_event: Option<Spanned<i64>>,
 }
 
 /// `[pipeline.retry]`.

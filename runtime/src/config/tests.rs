@@ -174,6 +174,7 @@ fn defaults() {
             memory_bytes: 64 << 20,
             deadline: Duration::from_millis(1000),
             max_output_bytes: 1 << 20,
+            max_outputs_per_event: 1000,
         }
     );
     assert_eq!(
@@ -194,7 +195,7 @@ fn defaults() {
 fn set_values_and_relative_paths() {
     let text = format!(
         "{MINIMAL}batch_size = 10\nworkers = 4\npartitions = 12\norigin_headers = false\n\
-         [pipeline.limits]\nmemory_mib = 128\ndeadline_ms = 250\nmax_output_bytes = 4096\n\
+         [pipeline.limits]\nmemory_mib = 128\ndeadline_ms = 250\nmax_output_bytes = 4096\nmax_outputs_per_event = 7\n\
          [pipeline.retry]\nattempts = 5\nbackoff_ms = 0\nmax_backoff_ms = 0\n\
          [pipeline.sandbox]\nenv = [\"HOME\", \"MODE=fast=yes\"]\nnetwork = true\n\
          dirs = [{{ host = \"ref\", guest = \"/ref\" }}, {{ host = \"/tmp\", guest = \"/tmp\", writable = true }}]\n\
@@ -213,6 +214,7 @@ fn set_values_and_relative_paths() {
     assert_eq!(p.limits.memory_bytes, 128 << 20);
     assert_eq!(p.limits.deadline, Duration::from_millis(250));
     assert_eq!(p.limits.max_output_bytes, 4096);
+    assert_eq!(p.limits.max_outputs_per_event, 7);
     assert_eq!(p.retry.attempts, 5);
     assert_eq!(p.retry.backoff, Duration::ZERO);
     let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {

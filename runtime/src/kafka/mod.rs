@@ -7,11 +7,13 @@
 //! - [`writer`]: producing records and learning where each one landed;
 //! - [`reader`]: reading whole topics from the beginning without joining a
 //!   group, and turning Kafka messages into plugin events;
-//! - [`offsets`]: a group's committed offsets, read without joining it.
+//! - [`offsets`]: a group's committed offsets, read without joining it;
+//! - [`topics`]: creating a pipeline's topics with its partition count.
 
 pub mod embedded;
 pub mod offsets;
 pub mod reader;
+pub mod topics;
 pub mod writer;
 
 use rdkafka::ClientConfig;
@@ -146,6 +148,18 @@ pub fn producer_config(kafka: &KafkaConfig, brokers: &str) -> ClientConfig {
         group_id: None,
     };
     build(PRODUCER_DEFAULTS, &kafka.producer, &given)
+}
+
+/// The configuration of an admin client (topic creation): the producer's
+/// properties, which carry the connection's security settings, without
+/// the producer defaults, which are about writing records.
+pub fn admin_config(kafka: &KafkaConfig, brokers: &str) -> ClientConfig {
+    let given = Given {
+        brokers,
+        client_id: &kafka.client_id,
+        group_id: None,
+    };
+    build(&[], &kafka.producer, &given)
 }
 
 /// Defaults, then the user's properties, then the reserved ones.

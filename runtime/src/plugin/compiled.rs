@@ -10,6 +10,7 @@ use super::PluginError;
 use super::bindings::ProcessorPre;
 use super::engine::PluginEngine;
 use super::host::HostState;
+use super::log_limit::LogLimit;
 
 /// The first eight bytes of a core WebAssembly module (not a component).
 const CORE_MODULE_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
@@ -22,6 +23,7 @@ pub struct CompiledPlugin {
     digest: Arc<str>,
     pre: ProcessorPre<HostState>,
     engine: PluginEngine,
+    log_limit: Arc<LogLimit>,
 }
 
 impl std::fmt::Debug for CompiledPlugin {
@@ -93,8 +95,10 @@ impl CompiledPlugin {
             .instantiate_pre(&component)
             .map_err(wrong_world)?;
         let pre = ProcessorPre::new(instance_pre).map_err(wrong_world)?;
+        let name: Arc<str> = name.into();
         Ok(CompiledPlugin {
-            name: name.into(),
+            log_limit: Arc::new(LogLimit::new(Arc::clone(&name))),
+            name,
             path: path.to_owned(),
             digest: digest.into(),
             pre,
@@ -123,6 +127,11 @@ impl CompiledPlugin {
 
     pub(crate) fn engine(&self) -> &PluginEngine {
         &self.engine
+    }
+
+    /// The budget of log lines its instances share.
+    pub(crate) fn log_limit(&self) -> &Arc<LogLimit> {
+        &self.log_limit
     }
 }
 

@@ -1,6 +1,6 @@
 //! The per-instance host state (WASI and `wasi:http` contexts, resource
 //! table, memory limiter) and the `host` interface plugins import: logging
-//! into tracing.
+//! into tracing, within the plugin's log budget.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,6 +12,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::bindings::Level;
 use super::bindings::sluice::plugin::{host, types};
 use super::limits::MemoryLimiter;
+use super::log_limit::LogLimit;
 
 /// A log line from a plugin longer than this is cut, so a plugin cannot
 /// flood the host's log with one call.
@@ -25,6 +26,8 @@ pub struct HostState {
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) plugin: Arc<str>,
+    /// The plugin's log budget, shared with its other instances.
+    pub(crate) log_limit: Arc<LogLimit>,
     /// When the call in progress must end; set before every call.
     pub(crate) call_deadline: Instant,
 }
@@ -52,6 +55,17 @@ impl types::Host for HostState {}
 
 impl host::Host for HostState {
     fn log(&mut self, level: Level, mut message: String) {
+        let enabled = match level {
+            Level::Trace => tracing::enabled!(target: "sluice::plugin", tracing::Level::TRACE),
+            Level::Debug => tracing::enabled!(target: "sluice::plugin", tracing::Level::DEBUG),
+            Level::Info => tracing::enabled!(target: "sluice::plugin", tracing::Level::INFO),
+            Level::Warn => tracing::enabled!(target: "sluice::plugin", tracing::Level::WARN),
+            Level::Error => tracing::enabled!(target: "sluice::plugin", tracing::Level::ERROR),
+        };
+        // Lines the filter drops anyway cost nothing from the budget.
+        if !enabled || !self.log_limit.admit() {
+            return;
+        }
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
             while !message.is_char_boundary(cut) {

@@ -61,6 +61,7 @@ impl Instance {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(settings.limits.memory_bytes),
             plugin: Arc::clone(name),
+            log_limit: Arc::clone(plugin.log_limit()),
             call_deadline: Instant::now() + settings.limits.deadline,
         };
         let mut store = Store::new(plugin.engine().engine(), state);

@@ -1,6 +1,6 @@
-//! Per-plugin resource limits: the linear-memory cap, the per-call deadline
-//! and the output size cap, and the limiter that enforces the memory cap
-//! inside a store.
+//! Per-plugin resource limits: the linear-memory cap, the per-call deadline,
+//! the output size and count caps, and the limiter that enforces the memory
+//! cap inside a store.
 
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ pub const MAX_MEMORY_MIB: usize = 4096;
 pub const DEFAULT_DEADLINE_MS: u64 = 1000;
 /// Default cap on one output record (key + value + headers), in bytes.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1 << 20;
+/// Default cap on the outputs of one event.
+pub const DEFAULT_MAX_OUTPUTS_PER_EVENT: usize = 1000;
 
 /// Resource limits for one plugin instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,14 @@ pub struct Limits {
     /// Largest key + value + headers of one output record, in bytes. Larger
     /// outputs fail their event as `output-rejected`.
     pub max_output_bytes: usize,
+    /// Most outputs one event may have. An event with more fails as
+    /// `output-rejected`, so a plugin cannot make the host write (and
+    /// queue in the producer) an unbounded fan-out. The check runs once
+    /// the call's results are in the host: wasmtime lifts a call's results
+    /// all at once, and frees the guest's copy before the call returns.
+    /// That lift is bounded by the memory cap (the guest must hold every
+    /// output first) and by wasmtime's per-lift hostcall fuel.
+    pub max_outputs_per_event: usize,
 }
 
 impl Default for Limits {
@@ -32,6 +42,7 @@ impl Default for Limits {
             memory_bytes: DEFAULT_MEMORY_MIB << 20,
             deadline: Duration::from_millis(DEFAULT_DEADLINE_MS),
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
+            max_outputs_per_event: DEFAULT_MAX_OUTPUTS_PER_EVENT,
         }
     }
 }

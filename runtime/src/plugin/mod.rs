@@ -8,7 +8,8 @@
 //! - [`instance`]: one live instance (store + bindings) and its calls.
 //! - [`runner`]: the per-worker driver that keeps an instance, replaces it
 //!   after a trap and isolates the culprit of a failed batch.
-//! - [`limits`], [`sandbox`], [`host`]: what a plugin may use and see.
+//! - [`limits`], [`sandbox`], [`host`]: what a plugin may use and see;
+//!   [`log_limit`]: the rate limit on its log lines.
 
 mod bindings;
 pub mod cache;
@@ -17,6 +18,7 @@ pub mod engine;
 pub mod host;
 pub mod instance;
 pub mod limits;
+pub mod log_limit;
 pub mod runner;
 pub mod sandbox;
 mod stdio;
@@ -26,7 +28,8 @@ pub use compiled::CompiledPlugin;
 pub use engine::PluginEngine;
 pub use instance::{Instance, InstanceSettings};
 pub use limits::{
-    DEFAULT_DEADLINE_MS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_MIB, Limits, MAX_MEMORY_MIB,
+    DEFAULT_DEADLINE_MS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUTS_PER_EVENT,
+    DEFAULT_MEMORY_MIB, Limits, MAX_MEMORY_MIB,
 };
 pub use runner::{Outcome, PluginRunner};
 pub use sandbox::{DirGrant, Sandbox};
@@ -91,8 +94,9 @@ pub enum FailureKind {
     Timeout,
     /// The plugin hit its memory cap.
     Memory,
-    /// An output broke a rule: a topic the pipeline does not allow, or a
-    /// record larger than the output cap.
+    /// An output broke a rule: a topic the pipeline does not allow, a
+    /// record larger than the output cap, or more outputs than the cap on
+    /// outputs per event.
     OutputRejected,
     /// The output could not be written to Kafka.
     ProduceFailed,

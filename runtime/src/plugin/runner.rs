@@ -130,17 +130,32 @@ impl PluginRunner {
                 ),
             ));
         }
-        let max_output_bytes = self.settings.limits.max_output_bytes;
+        let limits = &self.settings.limits;
         Ok(results
             .into_iter()
             .zip(events)
             .map(|(result, event)| {
                 let outputs = result.map_err(Failure::from)?;
-                check_sizes(event, &outputs, max_output_bytes)?;
+                check_count(&outputs, limits.max_outputs_per_event)?;
+                check_sizes(event, &outputs, limits.max_output_bytes)?;
                 Ok(outputs)
             })
             .collect())
     }
+}
+
+/// Rejects an event with more outputs than the cap.
+fn check_count(outputs: &[Output], max: usize) -> Result<(), Failure> {
+    if outputs.len() > max {
+        return Err(Failure::new(
+            FailureKind::OutputRejected,
+            format!(
+                "{} outputs for one event, over the cap of {max} outputs per event",
+                outputs.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Rejects an event whose outputs include a record over the size cap.
