@@ -25,6 +25,24 @@ use crate::{demo, reload, scaffold};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How logs are written to stderr: `text`, or `json` (one object per
+    /// line, the event's fields at the top level and the enclosing span's
+    /// pipeline, plugin, topic, partition and offset under `span`).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SLUICE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+}
+
+/// The values of `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,9 +69,9 @@ enum Command {
         /// periodically and on SIGHUP.
         #[arg(long)]
         no_watch: bool,
-        /// Serve Prometheus metrics at `/metrics`, liveness at `/healthz`
-        /// and what runs at `/api/status` on this address (e.g.
-        /// 127.0.0.1:9464).
+        /// Serve Prometheus metrics at `/metrics`, liveness at `/healthz`,
+        /// readiness at `/readyz` and what runs at `/api/status` on this
+        /// address (e.g. 127.0.0.1:9464).
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
     },
@@ -201,7 +219,7 @@ impl SandboxArgs {
 /// Entry point of the `sluice` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -314,6 +332,8 @@ fn run_command(
     );
     let signal = runtime.block_on(reload::serve(&mut supervisor, watch));
     tracing::info!(signal, "stopping");
+    // Not ready from now on: the endpoint keeps answering while it drains.
+    supervisor.status().draining();
     supervisor.stop();
     drop(supervisor);
     stop_http.cancel();
@@ -362,8 +382,9 @@ fn exec_command(args: ExecArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Logs go to stderr (stdout carries data); `SLUICE_LOG` or `RUST_LOG`
-/// sets the filter, `SLUICE_LOG_FORMAT=json` switches to JSON lines.
-fn init_tracing() {
+/// sets the filter, `--log-format json` (or `SLUICE_LOG_FORMAT=json`)
+/// switches to JSON lines.
+fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("SLUICE_LOG")
         .ok()
@@ -374,8 +395,10 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    if std::env::var("SLUICE_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
+    if format == LogFormat::Json {
+        // Top-level fields, so `pipeline`, `topic`, `partition` and
+        // `offset` of an event are found where a log shipper looks first.
+        builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }

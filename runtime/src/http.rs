@@ -1,12 +1,13 @@
 //! The operations endpoint of `sluice run --http ADDR`: Prometheus metrics
-//! at `/metrics`, liveness at `/healthz`, and what runs at `/api/status`
-//! (pipelines, plugin versions, assigned partitions, reload history; see
-//! [`crate::status`]). Read-only.
+//! at `/metrics`, liveness at `/healthz`, readiness at `/readyz`, and what
+//! runs at `/api/status` (pipelines, plugin versions, assigned partitions,
+//! reload history; see [`crate::status`]). Read-only.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -14,7 +15,7 @@ use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
-use crate::status::{Status, StatusView};
+use crate::status::{Probe, Status, StatusView, now_ms};
 
 /// Binds `addr` and serves until `stop` is cancelled. Binding errors are
 /// returned at once, so a taken port fails `sluice run` at start.
@@ -27,10 +28,11 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for --http: {e}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, "serving /metrics, /healthz and /api/status");
+    tracing::info!(address = %local, "serving /metrics, /healthz, /readyz and /api/status");
     let app = Router::new()
         .route("/metrics", get(metrics_text))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/api/status", get(status_json))
         .with_state(status);
     Ok(tokio::spawn(async move {
@@ -51,6 +53,22 @@ async fn metrics_text() -> impl IntoResponse {
         )],
         metrics::global().encode(),
     )
+}
+
+async fn healthz(State(status): State<Arc<Status>>) -> (StatusCode, String) {
+    probe_answer(status.liveness(now_ms()), "ok")
+}
+
+async fn readyz(State(status): State<Arc<Status>>) -> (StatusCode, String) {
+    probe_answer(status.readiness(), "ready")
+}
+
+/// 200 with `ok`, or 503 with the reasons, one per line.
+fn probe_answer(probe: Probe, ok: &str) -> (StatusCode, String) {
+    match probe {
+        Ok(()) => (StatusCode::OK, format!("{ok}\n")),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+    }
 }
 
 async fn status_json(State(status): State<Arc<Status>>) -> Json<StatusView> {

@@ -28,8 +28,9 @@
 //!   applying plugin and config reloads.
 //! - [`reload`]: what triggers a reload (file events, periodic checks,
 //!   SIGHUP); [`shutdown`]: stop signals.
-//! - [`metrics`]: Prometheus counters; [`status`]: what runs and the
-//!   reload history; [`http`]: `/metrics`, `/healthz`, `/api/status`.
+//! - [`metrics`]: Prometheus metrics; [`status`]: what runs and the
+//!   reload history and the probes' answers; [`http`]: `/metrics`,
+//!   `/healthz`, `/readyz`, `/api/status`.
 //! - [`demo`]: the tutorial scenario behind `sluice demo`.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 //!

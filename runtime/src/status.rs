@@ -3,21 +3,30 @@
 //! reloads with their outcomes. Operators read it; tests wait on it instead
 //! of on log wording.
 //!
+//! It also answers the probes: [`Status::readiness`] (`/readyz`) and
+//! [`Status::liveness`] (`/healthz`).
+//!
 //! Everything here changes rarely (a start, a rebalance, a reload), so a
-//! mutex per piece is cheap; nothing on the per-event path touches it.
+//! mutex per piece is cheap; nothing on the per-event path touches it. The
+//! one exception, the poll thread's heartbeat, is an atomic store per poll
+//! round.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use crate::config::PipelineConfig;
-use crate::metrics::PipelineMetrics;
+use crate::metrics::{PipelineMetrics, PipelineState};
 
 /// How many reloads the history keeps.
 const RELOAD_HISTORY: usize = 64;
+/// How long a poll thread may go without a heartbeat before the process
+/// is unhealthy. A poll round waits at most 50 ms and never blocks on
+/// plugins or the producer, so this only trips on a thread that hangs.
+pub const HEARTBEAT_BOUND_MS: i64 = 30_000;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -51,6 +60,13 @@ pub struct PipelineStatus {
     plugins: Mutex<Vec<PluginVersion>>,
     assigned: Mutex<BTreeSet<(String, i32)>>,
     revocations: AtomicU64,
+    /// Set by the first rebalance that assigned it partitions (possibly
+    /// none: another member may hold them all). Until then it is starting.
+    joined: AtomicBool,
+    /// When its poll thread last went round its loop (ms since the epoch).
+    heartbeat_ms: AtomicI64,
+    /// Cleared when its poll thread ends, even by a panic.
+    polling: AtomicBool,
     metrics: PipelineMetrics,
 }
 
@@ -58,6 +74,7 @@ impl PipelineStatus {
     /// A pipeline starting now with `plugins` (name, digest) in chain order.
     pub fn new(config: &PipelineConfig, plugins: Vec<(String, String)>) -> Self {
         let now = now_ms();
+        crate::metrics::global().pipeline_state(&config.name, Some(PipelineState::Starting));
         PipelineStatus {
             metrics: crate::metrics::global().pipeline(&config.name),
             config: config.clone(),
@@ -65,6 +82,9 @@ impl PipelineStatus {
             plugins: Mutex::new(versions(plugins, now)),
             assigned: Mutex::new(BTreeSet::new()),
             revocations: AtomicU64::new(0),
+            joined: AtomicBool::new(false),
+            heartbeat_ms: AtomicI64::new(now),
+            polling: AtomicBool::new(true),
         }
     }
 
@@ -81,6 +101,37 @@ impl PipelineStatus {
     /// A rebalance gave it a partition.
     pub fn assigned(&self, topic: &str, partition: i32) {
         lock(&self.assigned).insert((topic.to_owned(), partition));
+    }
+
+    /// A rebalance gave it its share of the group's partitions, maybe none.
+    pub fn joined(&self) {
+        if !self.joined.swap(true, Ordering::Relaxed) {
+            crate::metrics::global().pipeline_state(self.name(), Some(PipelineState::Running));
+        }
+    }
+
+    /// Its poll thread is alive and going round its loop.
+    pub fn heartbeat(&self) {
+        self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Its poll thread ended (stopped, or panicked).
+    pub fn poll_thread_ended(&self) {
+        self.polling.store(false, Ordering::Relaxed);
+    }
+
+    /// Why it is not healthy at `now_ms`, if it is not.
+    fn unhealthy(&self, now_ms: i64) -> Option<String> {
+        if !self.polling.load(Ordering::Relaxed) {
+            return Some(format!("pipeline `{}`: its poll thread ended", self.name()));
+        }
+        let silent = now_ms - self.heartbeat_ms.load(Ordering::Relaxed);
+        (silent > HEARTBEAT_BOUND_MS).then(|| {
+            format!(
+                "pipeline `{}`: its poll thread is stuck (no progress for {silent} ms)",
+                self.name()
+            )
+        })
     }
 
     /// A rebalance took a partition away.
@@ -104,7 +155,8 @@ impl PipelineStatus {
                 .iter()
                 .map(|p| PluginVersion {
                     instances: crate::metrics::global()
-                        .instances(&self.config.name, &p.name)
+                        .instance(&self.config.name, &p.name)
+                        .starts
                         .get(),
                     ..p.clone()
                 })
@@ -117,6 +169,7 @@ impl PipelineStatus {
                 })
                 .collect(),
             revocations: self.revocations.load(Ordering::Relaxed),
+            joined: self.joined.load(Ordering::Relaxed),
             events: self.metrics.events.get(),
             outputs: self.metrics.outputs.get(),
         }
@@ -196,9 +249,52 @@ pub struct Status {
     /// Pipelines that are configured but could not start, with why.
     failed: Mutex<BTreeMap<String, (PipelineConfig, String)>>,
     reloads: Mutex<VecDeque<Reload>>,
+    /// Set once the process is stopping: it drains and takes no new work.
+    draining: AtomicBool,
 }
 
+/// What a probe found: `Ok`, or why not, one reason per line.
+pub type Probe = Result<(), String>;
+
 impl Status {
+    /// The process is stopping (a stop signal came).
+    pub fn draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// `/readyz`: ready when not draining, no configured pipeline failed,
+    /// and every running one has its plugins loaded (it exists only then)
+    /// and has joined its group.
+    pub fn readiness(&self) -> Probe {
+        let mut why = Vec::new();
+        if self.draining.load(Ordering::Relaxed) {
+            why.push("draining: the process is stopping".to_owned());
+        }
+        why.extend(
+            lock(&self.failed)
+                .keys()
+                .map(|name| format!("pipeline `{name}` failed to start")),
+        );
+        why.extend(
+            lock(&self.running)
+                .values()
+                .filter(|p| !p.joined.load(Ordering::Relaxed))
+                .map(|p| format!("pipeline `{}` has not joined its group yet", p.name())),
+        );
+        verdict(why)
+    }
+
+    /// `/healthz` at `now_ms`: healthy while every running pipeline's poll
+    /// thread is alive and made progress within [`HEARTBEAT_BOUND_MS`].
+    pub fn liveness(&self, now_ms: i64) -> Probe {
+        verdict(
+            lock(&self.running)
+                .values()
+                .filter_map(|p| p.unhealthy(now_ms))
+                .collect(),
+        )
+    }
+
     /// A pipeline is running.
     pub fn started(&self, pipeline: Arc<PipelineStatus>) {
         lock(&self.failed).remove(pipeline.name());
@@ -209,12 +305,14 @@ impl Status {
     pub fn stopped(&self, name: &str) {
         lock(&self.running).remove(name);
         lock(&self.failed).remove(name);
+        crate::metrics::global().pipeline_state(name, None);
     }
 
     /// A configured pipeline could not start.
     pub fn failed(&self, config: &PipelineConfig, error: String) {
         lock(&self.running).remove(&config.name);
         lock(&self.failed).insert(config.name.clone(), (config.clone(), error));
+        crate::metrics::global().pipeline_state(&config.name, Some(PipelineState::Failed));
     }
 
     /// A running pipeline's status.
@@ -250,6 +348,7 @@ impl Status {
                     plugins: Vec::new(),
                     assigned: Vec::new(),
                     revocations: 0,
+                    joined: false,
                     events: 0,
                     outputs: 0,
                 }),
@@ -259,6 +358,14 @@ impl Status {
             pipelines,
             reloads: lock(&self.reloads).iter().cloned().collect(),
         }
+    }
+}
+
+fn verdict(why: Vec<String>) -> Probe {
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(why.join("\n"))
     }
 }
 
@@ -288,6 +395,8 @@ pub struct PipelineView {
     pub assigned: Vec<Partition>,
     /// How many partitions rebalances took away since it started.
     pub revocations: u64,
+    /// Whether it has joined its consumer group (had its first assignment).
+    pub joined: bool,
     /// Events processed and outputs written (since the process started).
     pub events: u64,
     pub outputs: u64,
@@ -345,6 +454,60 @@ mod tests {
             .map(|p| (p.name.as_str(), p.state))
             .collect();
         assert_eq!(names, [("b", "running")]);
+    }
+
+    #[test]
+    fn ready_once_every_pipeline_joined_and_not_while_failed_or_draining() {
+        let status = Status::default();
+        assert_eq!(status.readiness(), Ok(()), "nothing configured");
+        let a = Arc::new(PipelineStatus::new(&config("a"), Vec::new()));
+        status.started(a.clone());
+        assert_eq!(
+            status.readiness(),
+            Err("pipeline `a` has not joined its group yet".into())
+        );
+        // Joined with no partitions (another member holds them all).
+        a.joined();
+        assert_eq!(status.readiness(), Ok(()));
+        assert_eq!(
+            serde_json::to_value(status.view()).expect("serializes")["pipelines"][0]["joined"],
+            true
+        );
+
+        status.failed(&config("b"), "no luck".into());
+        assert_eq!(
+            status.readiness(),
+            Err("pipeline `b` failed to start".into())
+        );
+        status.stopped("b");
+        status.draining();
+        assert_eq!(
+            status.readiness(),
+            Err("draining: the process is stopping".into())
+        );
+    }
+
+    #[test]
+    fn unhealthy_when_a_poll_thread_ends_or_stops_beating() {
+        let status = Status::default();
+        let a = Arc::new(PipelineStatus::new(&config("a"), Vec::new()));
+        status.started(a.clone());
+        let now = now_ms();
+        a.heartbeat();
+        assert_eq!(status.liveness(now), Ok(()));
+        let later = now_ms() + HEARTBEAT_BOUND_MS + 1_000;
+        let stuck = status
+            .liveness(later)
+            .expect_err("no heartbeat for too long");
+        assert!(
+            stuck.starts_with("pipeline `a`: its poll thread is stuck"),
+            "{stuck}"
+        );
+        a.poll_thread_ended();
+        assert_eq!(
+            status.liveness(now),
+            Err("pipeline `a`: its poll thread ended".into())
+        );
     }
 
     #[test]

@@ -218,7 +218,7 @@ impl PipelineConfig {
             limits: self.limits.clone(),
             sandbox: self.sandbox.clone(),
             config: step.config.clone(),
-            starts: crate::metrics::global().instances(&self.name, &step.plugin),
+            metrics: crate::metrics::global().instance(&self.name, &step.plugin),
         }
     }
 

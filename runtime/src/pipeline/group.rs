@@ -1,18 +1,20 @@
 //! Which partitions this group member owns: rebalance news, collected in
 //! the consumer's callbacks (they run inside `poll`, on the poll thread)
-//! and handled right after, and the assignment itself.
+//! and handled right after, and the assignment itself. The same context
+//! takes librdkafka's statistics, for the consumer lag metric.
 
 use std::sync::Mutex;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, TopicPartitionList};
+use rdkafka::{ClientContext, Statistics, TopicPartitionList};
 use rustc_hash::FxHashMap;
 
 use super::tracker::Tp;
 
-/// The consumer's context: keeps rebalance news for the poll thread.
-#[derive(Default)]
+/// The consumer's context: keeps rebalance news for the poll thread and
+/// exports the lag of the partitions it consumes.
 pub(crate) struct GroupContext {
+    pipeline: String,
     news: Mutex<Vec<GroupNews>>,
 }
 
@@ -29,7 +31,23 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// The lag librdkafka computes from the committed offset and the high
+    /// watermark it learns from fetches: no request of our own, nothing
+    /// per event (see `statistics.interval.ms` in [`crate::kafka`]).
+    fn stats(&self, statistics: Statistics) {
+        let metrics = crate::metrics::global();
+        for (topic, t) in &statistics.topics {
+            // -1 is librdkafka's internal "unassigned" partition; a lag of
+            // -1 means unknown (a partition this member does not consume).
+            for p in t.partitions.values() {
+                if p.partition >= 0 && p.consumer_lag >= 0 {
+                    metrics.consumer_lag(&self.pipeline, topic, p.partition, Some(p.consumer_lag));
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -48,6 +66,13 @@ impl ConsumerContext for GroupContext {
 }
 
 impl GroupContext {
+    pub fn new(pipeline: &str) -> Self {
+        GroupContext {
+            pipeline: pipeline.to_owned(),
+            news: Mutex::default(),
+        }
+    }
+
     fn push(&self, news: GroupNews) {
         self.news
             .lock()

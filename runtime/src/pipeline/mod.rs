@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{KafkaConfig, PipelineConfig};
 use crate::kafka;
+use crate::metrics::Replacement;
 use crate::plugin::{CompiledPlugin, PluginError, PluginRunner};
 use crate::status::PipelineStatus;
 use chain::Chain;
@@ -162,7 +163,15 @@ impl Pipeline {
     /// point in its stream.
     pub fn swap(&self, prepared: PreparedSwap) -> Result<(), PipelineError> {
         if let Some(chain) = prepared.chains.first() {
-            self.status.swapped(chain.plugins());
+            let plugins = chain.plugins();
+            // Every worker's instance of each step is replaced.
+            for (plugin, _) in &plugins {
+                let metrics = crate::metrics::global().instance(&self.config.name, plugin);
+                for _ in &prepared.chains {
+                    metrics.replaced(Replacement::Reload);
+                }
+            }
+            self.status.swapped(plugins);
         }
         for (tx, chain) in self.workers.iter().zip(prepared.chains) {
             tx.send(WorkerMsg::Swap(chain))
@@ -231,7 +240,7 @@ impl PreparedPipeline {
         );
         let consumer: BaseConsumer<GroupContext> =
             kafka::consumer_config(kafka, brokers, &config.group_id)
-                .create_with_context(GroupContext::default())
+                .create_with_context(GroupContext::new(name))
                 .map_err(client_error("consumer"))?;
         let topics: Vec<&str> = config.inputs.iter().map(String::as_str).collect();
         consumer

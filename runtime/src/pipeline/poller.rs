@@ -10,6 +10,7 @@ use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -62,6 +63,8 @@ pub(crate) struct Poller {
     pressure: Pressure,
     dlq_retries: Vec<DlqRetry>,
     status: Arc<PipelineStatus>,
+    /// `sluice_events_in_flight`, set once per round.
+    in_flight: Gauge,
     cancel: CancellationToken,
 }
 
@@ -91,6 +94,7 @@ impl Poller {
             cancel,
         } = parts;
         Poller {
+            in_flight: crate::metrics::global().pipeline(&name).in_flight,
             pressure: Pressure::new(dispatcher.batch_size()),
             name,
             consumer,
@@ -108,7 +112,11 @@ impl Poller {
 
     /// Runs until cancelled, then drains and commits.
     pub fn run(&mut self) {
+        // Dropped on the way out, panics included, so `/healthz` notices a
+        // dead poll thread at once.
+        let _ended = Ended(self.status.clone());
         while !self.cancel.is_cancelled() {
+            self.status.heartbeat();
             let load = Load::of(&self.assignment, &self.tracker, &self.dispatcher);
             if self.pressure.must_hold_off(&load) {
                 if !self.pressure.hold(&load, &self.consumer) {
@@ -124,6 +132,7 @@ impl Poller {
             self.retry_dead_letters();
             let load = Load::of(&self.assignment, &self.tracker, &self.dispatcher);
             self.pressure.resume_drained(&load, &self.consumer);
+            self.in_flight.set(self.tracker.events_in_flight() as i64);
         }
         self.shutdown();
     }
@@ -179,6 +188,9 @@ impl Poller {
         for news in self.consumer.context().take() {
             match news {
                 GroupNews::Assigned(list) => {
+                    // Joined even with an empty list: the other members
+                    // may hold every partition.
+                    self.status.joined();
                     for (topic, partition) in list {
                         tracing::info!(pipeline = %self.name, topic, partition, "partition assigned");
                         self.status.assigned(&topic, partition);
@@ -195,6 +207,8 @@ impl Poller {
                             self.tracker.revoke(&tp);
                             self.dispatcher.forget(&tp);
                             self.pressure.revoked(&tp);
+                            crate::metrics::global()
+                                .consumer_lag(&self.name, &tp.topic, partition, None);
                         }
                     }
                 }
@@ -336,6 +350,15 @@ impl Poller {
         }
         self.consumer.unsubscribe();
         tracing::info!(pipeline = %self.name, "stopped");
+    }
+}
+
+/// Marks the poll thread ended when dropped.
+struct Ended(Arc<PipelineStatus>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.poll_thread_ended();
     }
 }
 

@@ -137,6 +137,11 @@ impl Tracker {
         self.partitions.get(tp).map_or(0, |p| p.events)
     }
 
+    /// Events dispatched and not yet done, all partitions.
+    pub fn events_in_flight(&self) -> usize {
+        self.partitions.values().map(|p| p.events).sum()
+    }
+
     /// Whether nothing is in flight anywhere.
     pub fn is_idle(&self) -> bool {
         self.partitions.values().all(|p| p.batches.is_empty())

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
+use std::time::Instant;
 
 use rdkafka::message::OwnedHeaders;
 
@@ -73,8 +74,14 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
     let _entered = span.enter();
 
     shared.metrics.events.inc_by(events.len() as u64);
+    let started = Instant::now();
     let mut outcomes = chain.process(events);
+    shared.metrics.batch(events.len(), started.elapsed());
     let attempts = retry(chain, events, &mut outcomes, &shared.config.retry);
+    let retries: u32 = attempts.iter().map(|a| a.saturating_sub(1)).sum();
+    if retries > 0 {
+        shared.metrics.retries.inc_by(u64::from(retries));
+    }
     for outcome in outcomes.iter_mut() {
         reject_disallowed(outcome, chain.len(), &shared.config);
     }

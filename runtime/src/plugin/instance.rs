@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prometheus_client::metrics::counter::Counter;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 
@@ -16,6 +15,7 @@ use super::limits::{Limits, MemoryLimiter};
 use super::sandbox::Sandbox;
 use super::stdio::TailBuffer;
 use super::{Failure, FailureKind, PluginError};
+use crate::metrics::InstanceMetrics;
 
 /// How much of a plugin's stdout/stderr is kept, and attached to a trap.
 const STDIO_TAIL: usize = 1024;
@@ -27,9 +27,9 @@ pub struct InstanceSettings {
     pub sandbox: Sandbox,
     /// The `config` table handed to `init`.
     pub config: Vec<(String, String)>,
-    /// Counts the instances started (`init` succeeded); a metric for a
-    /// pipeline's steps, unregistered otherwise.
-    pub starts: Counter,
+    /// Its metrics (instances started, memory, replacements); registered
+    /// for a pipeline's steps, nowhere otherwise.
+    pub metrics: InstanceMetrics,
 }
 
 /// A live instance. A trap leaves it in an unknown state, so the caller must
@@ -98,8 +98,10 @@ impl Instance {
             .call_init(&mut instance.store, &settings.config)
         {
             Ok(Ok(())) => {
-                settings.starts.inc();
+                settings.metrics.starts.inc();
                 instance.memory_at_start = instance.memory();
+                let bytes = i64::try_from(instance.memory_at_start).unwrap_or(i64::MAX);
+                settings.metrics.memory.set(bytes);
                 Ok(instance)
             }
             Ok(Err(message)) => Err(PluginError::Init {

@@ -103,6 +103,18 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FailureKind; 8] = [
+        FailureKind::Invalid,
+        FailureKind::Retryable,
+        FailureKind::RetriesExhausted,
+        FailureKind::Trap,
+        FailureKind::Timeout,
+        FailureKind::Memory,
+        FailureKind::OutputRejected,
+        FailureKind::ProduceFailed,
+    ];
+
     /// The kebab-case name used in headers and JSON.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -9,6 +9,7 @@ use super::bindings::{Event, Output};
 use super::compiled::CompiledPlugin;
 use super::instance::{Instance, InstanceSettings};
 use super::{Failure, FailureKind, PluginError};
+use crate::metrics::Replacement;
 
 /// What became of one event: the records to write (empty = filtered out),
 /// or why it failed.
@@ -48,6 +49,17 @@ impl PluginRunner {
         if events.is_empty() {
             return Vec::new();
         }
+        let outcomes = self.process_all(events);
+        // Once per batch: the gauge shows a recent size without a cost per
+        // event.
+        if let Some(instance) = &self.instance {
+            let bytes = i64::try_from(instance.memory()).unwrap_or(i64::MAX);
+            self.settings.metrics.memory.set(bytes);
+        }
+        outcomes
+    }
+
+    fn process_all(&mut self, events: &[Event]) -> Vec<Outcome> {
         match self.call(events) {
             Ok(outcomes) => outcomes,
             Err(failure) if events.len() == 1 => vec![Err(failure)],
@@ -108,6 +120,9 @@ impl PluginRunner {
             Err(failure) => {
                 // A trapped instance may hold half-updated state: never reuse it.
                 self.instance = None;
+                self.settings
+                    .metrics
+                    .replaced(Replacement::of(failure.kind));
                 return Err(failure);
             }
         };
@@ -118,9 +133,12 @@ impl PluginRunner {
                 "instance memory nears the cap; the next batch gets a fresh instance"
             );
             self.instance = None;
+            self.settings.metrics.replaced(Replacement::MemoryHigh);
         }
         if results.len() != events.len() {
-            self.instance = None;
+            if self.instance.take().is_some() {
+                self.settings.metrics.replaced(Replacement::Trap);
+            }
             return Err(Failure::new(
                 FailureKind::Trap,
                 format!(
