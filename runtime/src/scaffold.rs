@@ -186,9 +186,7 @@ pub fn create(new: &NewPlugin) -> Result<(PathBuf, Vec<String>), ScaffoldError> 
     let fill = |text: &str| {
         text.replace("{{name}}", &new.name)
             .replace("{{module}}", &module)
-            .replace("{{rust_sdk}}", &sdk)
-            .replace("{{python_sdk}}", &sdk)
-            .replace("{{js_sdk}}", &sdk)
+            .replace("{{sdk}}", &sdk)
     };
     let mut written = Vec::new();
     for file in new.lang.template() {

@@ -79,16 +79,25 @@ def _digits(x: float):
     return stripped.rstrip("0") or "0", exponent
 
 
+def _sign_and_special(x: float, zero: str):
+    """The sign Rust writes for `x`, and the whole text when `x` is NaN, an
+    infinity or a zero (written `zero`), which have no digits to format."""
+    if math.isnan(x):
+        return "", "NaN"
+    sign = "-" if math.copysign(1.0, x) < 0 else ""
+    if math.isinf(x):
+        return sign, sign + "inf"
+    if x == 0:
+        return sign, sign + zero
+    return sign, None
+
+
 def display_f64(x: float) -> str:
     """`x` as Rust's `{}` writes an f64: the shortest round-trip digits,
     never an exponent, no `.0` on whole numbers (`-1`, `0.0000001`)."""
-    if math.isnan(x):
-        return "NaN"
-    sign = "-" if math.copysign(1.0, x) < 0 else ""
-    if math.isinf(x):
-        return sign + "inf"
-    if x == 0:
-        return sign + "0"
+    sign, special = _sign_and_special(x, "0")
+    if special is not None:
+        return special
     digits, exponent = _digits(x)
     if exponent < 0:
         return f"{sign}0.{'0' * (-exponent - 1)}{digits}"
@@ -99,13 +108,9 @@ def display_f64(x: float) -> str:
 
 def display_f64_exp(x: float) -> str:
     """`x` as Rust's `{:e}` writes an f64 (`1e300`, `1.5e-7`, `0e0`)."""
-    if math.isnan(x):
-        return "NaN"
-    sign = "-" if math.copysign(1.0, x) < 0 else ""
-    if math.isinf(x):
-        return sign + "inf"
-    if x == 0:
-        return sign + "0e0"
+    sign, special = _sign_and_special(x, "0e0")
+    if special is not None:
+        return special
     digits, exponent = _digits(x)
     mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
     return f"{sign}{mantissa}e{exponent}"
