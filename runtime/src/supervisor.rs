@@ -545,13 +545,6 @@ impl Supervisor {
                 )?)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        if let Some(kafka) = &self.embedded {
-            for pipeline in &starting {
-                for topic in pipeline.topics() {
-                    kafka.create_topic(topic, pipeline.partitions)?;
-                }
-            }
-        }
         let stopping: Vec<Pipeline> = diff
             .removed
             .iter()
