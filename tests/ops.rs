@@ -129,7 +129,7 @@ print(json.dumps(out))
 /// Every family `/metrics` has, with its type: all from the start but the
 /// consumer lag, which has a series per assigned partition from the first
 /// statistics after the assignment on.
-const FAMILIES: [(&str, &str); 12] = [
+const FAMILIES: [(&str, &str); 13] = [
     ("sluice_events", "counter"),
     ("sluice_outputs", "counter"),
     ("sluice_dead_letters", "counter"),
@@ -140,6 +140,7 @@ const FAMILIES: [(&str, &str); 12] = [
     ("sluice_plugin_memory_bytes", "gauge"),
     ("sluice_pipeline_state", "gauge"),
     ("sluice_events_in_flight", "gauge"),
+    ("sluice_pipeline_restarts", "counter"),
     ("sluice_plugin_call_duration_seconds", "histogram"),
     ("sluice_batch_size", "histogram"),
 ];

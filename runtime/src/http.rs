@@ -60,7 +60,7 @@ async fn healthz(State(status): State<Arc<Status>>) -> (StatusCode, String) {
 }
 
 async fn readyz(State(status): State<Arc<Status>>) -> (StatusCode, String) {
-    probe_answer(status.readiness(), "ready")
+    probe_answer(status.readiness(now_ms()), "ready")
 }
 
 /// 200 with `ok`, or 503 with the reasons, one per line.

@@ -113,6 +113,7 @@ pub struct Metrics {
     state: Family<Labels, Gauge>,
     in_flight: Family<Labels, Gauge>,
     lag: Family<Labels, Gauge>,
+    restarts: Family<Labels, Counter>,
     call_seconds: Histograms,
     batch_size: Histograms,
 }
@@ -155,6 +156,7 @@ impl Metrics {
             state: Family::default(),
             in_flight: Family::default(),
             lag: Family::default(),
+            restarts: Family::default(),
             call_seconds: Family::new_with_constructor(call_seconds_histogram),
             batch_size: Family::new_with_constructor(batch_size_histogram),
             registry: Registry::default(),
@@ -211,6 +213,12 @@ impl Metrics {
             m.lag.clone(),
         );
         r.register(
+            "pipeline_restarts",
+            "Pipelines started again after their poll thread died, or after they failed \
+             to start (with backoff)",
+            m.restarts.clone(),
+        );
+        r.register(
             "plugin_call_duration_seconds",
             "Time the plugin chain took for one batch",
             m.call_seconds.clone(),
@@ -245,6 +253,7 @@ impl Metrics {
             events: self.events.get_or_create_owned(&by_pipeline),
             outputs: self.outputs.get_or_create_owned(&by_pipeline),
             retries: self.retries.get_or_create_owned(&by_pipeline),
+            restarts: self.restarts.get_or_create_owned(&by_pipeline),
             in_flight: self.in_flight.get_or_create_owned(&by_pipeline),
             call_seconds: self.call_seconds.get_or_create_owned(&by_pipeline),
             batch_size: self.batch_size.get_or_create_owned(&by_pipeline),
@@ -319,6 +328,8 @@ pub struct PipelineMetrics {
     pub events: Counter,
     pub outputs: Counter,
     pub retries: Counter,
+    /// Times the supervisor started the pipeline again.
+    pub restarts: Counter,
     pub in_flight: Gauge,
     call_seconds: Histogram,
     batch_size: Histogram,

@@ -38,9 +38,12 @@ impl Default for WatchOptions {
 
 /// The longest a burst of file events may put off a look at the files.
 const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
+/// How often the supervisor looks for pipelines to start again
+/// ([`Supervisor::heal`]).
+const HEAL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Runs until SIGINT/SIGTERM, reloading on edits and SIGHUP. Returns the
-/// name of the stop signal.
+/// Runs until SIGINT/SIGTERM, reloading on edits and SIGHUP and restarting
+/// pipelines that died. Returns the name of the stop signal.
 pub async fn serve(supervisor: &mut Supervisor, options: &WatchOptions) -> &'static str {
     let (tx, mut events) = mpsc::channel::<()>(1);
     let _watcher = options
@@ -49,6 +52,8 @@ pub async fn serve(supervisor: &mut Supervisor, options: &WatchOptions) -> &'sta
         .flatten();
     let mut hangup = hangup_signal();
     let mut poll = options.poll_interval.map(tokio::time::interval);
+    let mut heal = tokio::time::interval(HEAL_INTERVAL);
+    heal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = shutdown::signal();
     tokio::pin!(stop);
     loop {
@@ -76,6 +81,10 @@ pub async fn serve(supervisor: &mut Supervisor, options: &WatchOptions) -> &'sta
             }
             Some(()) = recv_hangup(&mut hangup) => "SIGHUP",
             _ = tick(&mut poll) => "periodic check",
+            _ = heal.tick() => {
+                tokio::task::block_in_place(|| supervisor.heal(std::time::Instant::now()));
+                continue;
+            }
         };
         tracing::debug!(trigger = look, "looking for changed files");
         // Reconciling blocks this task (compiles, waits for files to

@@ -27,6 +27,11 @@ const RELOAD_HISTORY: usize = 64;
 /// is unhealthy. A poll round waits at most 50 ms and never blocks on
 /// plugins or the producer, so this only trips on a thread that hangs.
 pub const HEARTBEAT_BOUND_MS: i64 = 30_000;
+/// How long a pipeline may be between giving up partitions and getting its
+/// new share before the process is not ready. A rebalance normally takes
+/// seconds; one that waits on a member up to its `max.poll.interval.ms` is
+/// an outage worth showing.
+pub const REBALANCE_BOUND_MS: i64 = 30_000;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -65,6 +70,9 @@ pub struct PipelineStatus {
     joined: AtomicBool,
     /// When its poll thread last went round its loop (ms since the epoch).
     heartbeat_ms: AtomicI64,
+    /// When a rebalance took partitions away and no assignment followed
+    /// yet (ms since the epoch), or 0.
+    rebalancing_since_ms: AtomicI64,
     /// Cleared when its poll thread ends, even by a panic.
     polling: AtomicBool,
     metrics: PipelineMetrics,
@@ -84,6 +92,7 @@ impl PipelineStatus {
             revocations: AtomicU64::new(0),
             joined: AtomicBool::new(false),
             heartbeat_ms: AtomicI64::new(now),
+            rebalancing_since_ms: AtomicI64::new(0),
             polling: AtomicBool::new(true),
         }
     }
@@ -105,6 +114,7 @@ impl PipelineStatus {
 
     /// A rebalance gave it its share of the group's partitions, maybe none.
     pub fn joined(&self) {
+        self.rebalancing_since_ms.store(0, Ordering::Relaxed);
         if !self.joined.swap(true, Ordering::Relaxed) {
             crate::metrics::global().pipeline_state(self.name(), Some(PipelineState::Running));
         }
@@ -134,10 +144,41 @@ impl PipelineStatus {
         })
     }
 
-    /// A rebalance took a partition away.
+    /// A rebalance took a partition away; it is rebalancing until its
+    /// next assignment (under either protocol one follows, maybe empty).
     pub fn revoked(&self, topic: &str, partition: i32) {
         lock(&self.assigned).remove(&(topic.to_owned(), partition));
         self.revocations.fetch_add(1, Ordering::Relaxed);
+        let _ = self.rebalancing_since_ms.compare_exchange(
+            0,
+            now_ms(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// When it started its run, in ms since the epoch.
+    pub fn started_at_ms(&self) -> i64 {
+        self.started_at_ms
+    }
+
+    /// Why it is not ready at `now_ms`, if it is not.
+    fn unready(&self, now_ms: i64) -> Option<String> {
+        if !self.joined.load(Ordering::Relaxed) {
+            return Some(format!(
+                "pipeline `{}` has not joined its group yet",
+                self.name()
+            ));
+        }
+        let since = self.rebalancing_since_ms.load(Ordering::Relaxed);
+        let took = now_ms - since;
+        (since != 0 && took > REBALANCE_BOUND_MS).then(|| {
+            format!(
+                "pipeline `{}` has been rebalancing for {} s",
+                self.name(),
+                took / 1000
+            )
+        })
     }
 
     /// What `/api/status` shows of it.
@@ -172,6 +213,7 @@ impl PipelineStatus {
             joined: self.joined.load(Ordering::Relaxed),
             events: self.metrics.events.get(),
             outputs: self.metrics.outputs.get(),
+            restarts: self.metrics.restarts.get(),
         }
     }
 }
@@ -262,10 +304,11 @@ impl Status {
         self.draining.store(true, Ordering::Relaxed);
     }
 
-    /// `/readyz`: ready when not draining, no configured pipeline failed,
-    /// and every running one has its plugins loaded (it exists only then)
-    /// and has joined its group.
-    pub fn readiness(&self) -> Probe {
+    /// `/readyz` at `now_ms`: ready when not draining, no configured
+    /// pipeline failed, and every running one has its plugins loaded (it
+    /// exists only then), has joined its group and is not stuck in a
+    /// rebalance for longer than [`REBALANCE_BOUND_MS`].
+    pub fn readiness(&self, now_ms: i64) -> Probe {
         let mut why = Vec::new();
         if self.draining.load(Ordering::Relaxed) {
             why.push("draining: the process is stopping".to_owned());
@@ -273,13 +316,12 @@ impl Status {
         why.extend(
             lock(&self.failed)
                 .keys()
-                .map(|name| format!("pipeline `{name}` failed to start")),
+                .map(|name| format!("pipeline `{name}` is not running")),
         );
         why.extend(
             lock(&self.running)
                 .values()
-                .filter(|p| !p.joined.load(Ordering::Relaxed))
-                .map(|p| format!("pipeline `{}` has not joined its group yet", p.name())),
+                .filter_map(|p| p.unready(now_ms)),
         );
         verdict(why)
     }
@@ -333,26 +375,28 @@ impl Status {
     pub fn view(&self) -> StatusView {
         let mut pipelines: Vec<PipelineView> =
             lock(&self.running).values().map(|p| p.view()).collect();
-        pipelines.extend(
-            lock(&self.failed)
-                .values()
-                .map(|(config, error)| PipelineView {
-                    name: config.name.clone(),
-                    state: "failed",
-                    error: Some(error.clone()),
-                    inputs: config.inputs.clone(),
-                    output: config.output.clone(),
-                    dlq: config.dlq.clone(),
-                    group_id: config.group_id.clone(),
-                    started_at_ms: None,
-                    plugins: Vec::new(),
-                    assigned: Vec::new(),
-                    revocations: 0,
-                    joined: false,
-                    events: 0,
-                    outputs: 0,
-                }),
-        );
+        pipelines.extend(lock(&self.failed).values().map(|(config, error)| {
+            PipelineView {
+                name: config.name.clone(),
+                state: "failed",
+                error: Some(error.clone()),
+                inputs: config.inputs.clone(),
+                output: config.output.clone(),
+                dlq: config.dlq.clone(),
+                group_id: config.group_id.clone(),
+                started_at_ms: None,
+                plugins: Vec::new(),
+                assigned: Vec::new(),
+                revocations: 0,
+                joined: false,
+                events: 0,
+                outputs: 0,
+                restarts: crate::metrics::global()
+                    .pipeline(&config.name)
+                    .restarts
+                    .get(),
+            }
+        }));
         pipelines.sort_by(|a, b| a.name.cmp(&b.name));
         StatusView {
             pipelines,
@@ -400,6 +444,8 @@ pub struct PipelineView {
     /// Events processed and outputs written (since the process started).
     pub events: u64,
     pub outputs: u64,
+    /// Times it was started again after it died or failed to start.
+    pub restarts: u64,
 }
 
 /// A topic partition.
@@ -459,16 +505,16 @@ mod tests {
     #[test]
     fn ready_once_every_pipeline_joined_and_not_while_failed_or_draining() {
         let status = Status::default();
-        assert_eq!(status.readiness(), Ok(()), "nothing configured");
+        assert_eq!(status.readiness(now_ms()), Ok(()), "nothing configured");
         let a = Arc::new(PipelineStatus::new(&config("a"), Vec::new()));
         status.started(a.clone());
         assert_eq!(
-            status.readiness(),
+            status.readiness(now_ms()),
             Err("pipeline `a` has not joined its group yet".into())
         );
         // Joined with no partitions (another member holds them all).
         a.joined();
-        assert_eq!(status.readiness(), Ok(()));
+        assert_eq!(status.readiness(now_ms()), Ok(()));
         assert_eq!(
             serde_json::to_value(status.view()).expect("serializes")["pipelines"][0]["joined"],
             true
@@ -476,13 +522,27 @@ mod tests {
 
         status.failed(&config("b"), "no luck".into());
         assert_eq!(
-            status.readiness(),
-            Err("pipeline `b` failed to start".into())
+            status.readiness(now_ms()),
+            Err("pipeline `b` is not running".into())
         );
         status.stopped("b");
+
+        // A rebalance took its partition; a short one keeps it ready.
+        a.assigned("in", 0);
+        a.revoked("in", 0);
+        assert_eq!(status.readiness(now_ms()), Ok(()));
+        let later = now_ms() + REBALANCE_BOUND_MS + 2_000;
+        let long = status.readiness(later).expect_err("rebalancing for long");
+        assert!(
+            long.starts_with("pipeline `a` has been rebalancing for 3"),
+            "{long}"
+        );
+        a.joined();
+        assert_eq!(status.readiness(later), Ok(()), "assigned again");
+
         status.draining();
         assert_eq!(
-            status.readiness(),
+            status.readiness(now_ms()),
             Err("draining: the process is stopping".into())
         );
     }

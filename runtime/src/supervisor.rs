@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 
@@ -109,6 +109,8 @@ pub struct Supervisor {
     /// last read, to notice edits.
     seen: HashMap<PathBuf, Option<Fingerprint>>,
     status: Arc<Status>,
+    /// Pipelines that died or failed to start, and when to try again.
+    restarts: BTreeMap<String, Restart>,
     // Dropped last: pipelines must stop before their broker does.
     embedded: Option<EmbeddedKafka>,
 }
@@ -139,6 +141,7 @@ impl Supervisor {
             plugins,
             seen: HashMap::new(),
             status: Arc::default(),
+            restarts: BTreeMap::new(),
             embedded,
         };
         supervisor.remember_files();
@@ -575,6 +578,113 @@ impl Supervisor {
         Ok(failed)
     }
 
+    /// Restarts what is not running: a pipeline whose poll thread ended
+    /// without being asked to (it panicked) is stopped and started again,
+    /// and so is one that failed to start after a reload, each after a
+    /// backoff that doubles with every failure in a row ([`RESTART_FIRST`]
+    /// up to [`RESTART_MAX`]; a pipeline that ran [`RESTART_STABLE`] starts
+    /// over). Each restart is counted in `sluice_pipeline_restarts_total`.
+    /// A stuck poll thread cannot be taken back (it holds its partitions
+    /// until the group evicts it): `/healthz` reports it, so that the
+    /// process is restarted.
+    pub fn heal(&mut self, now: Instant) {
+        let dead: Vec<String> = self
+            .pipelines
+            .iter()
+            .filter(|(_, p)| p.is_finished())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in dead {
+            let Some(pipeline) = self.pipelines.remove(&name) else {
+                continue;
+            };
+            let ran_ms = now_ms() - pipeline.status().started_at_ms();
+            let why = match pipeline.stop() {
+                Err(e) => e.to_string(),
+                Ok(()) => format!("pipeline `{name}`: its poll thread ended"),
+            };
+            let restart = self.restarts.entry(name.clone()).or_default();
+            if ran_ms >= RESTART_STABLE.as_millis() as i64 {
+                restart.failures = 0;
+            }
+            restart.due = None;
+            self.fail(&name, &why, now);
+        }
+        // Configured, not running, not scheduled: failed after a reload.
+        let waiting: Vec<String> = self
+            .config
+            .pipelines
+            .iter()
+            .map(|p| p.name.clone())
+            .filter(|name| {
+                !self.pipelines.contains_key(name)
+                    && self.restarts.get(name).is_none_or(|r| r.due.is_none())
+            })
+            .collect();
+        for name in waiting {
+            let why = self
+                .status
+                .view()
+                .pipelines
+                .into_iter()
+                .find(|p| p.name == name);
+            let why = why
+                .and_then(|p| p.error)
+                .unwrap_or_else(|| "not running".into());
+            self.fail(&name, &why, now);
+        }
+        // Forget what runs again, or is no longer configured.
+        let configured: std::collections::HashSet<&str> = self
+            .config
+            .pipelines
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        self.restarts.retain(|name, restart| {
+            if self.pipelines.contains_key(name) {
+                restart.due = None;
+            }
+            configured.contains(name.as_str()) && (restart.due.is_some() || restart.failures > 0)
+        });
+        let due: Vec<String> = self
+            .restarts
+            .iter()
+            .filter(|(_, r)| r.due.is_some_and(|due| due <= now))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in due {
+            match self.start_pipeline(&name) {
+                Ok(()) => {
+                    let metrics = metrics::global().pipeline(&name);
+                    metrics.restarts.inc();
+                    if let Some(restart) = self.restarts.get_mut(&name) {
+                        restart.due = None;
+                    }
+                    tracing::info!(
+                        pipeline = name,
+                        restarts = metrics.restarts.get(),
+                        "pipeline started again"
+                    );
+                }
+                Err(e) => self.fail(&name, &format!("{e:#}"), now),
+            }
+        }
+    }
+
+    /// Records that pipeline `name` is not running because of `why`, and
+    /// when it will be started again.
+    fn fail(&mut self, name: &str, why: &str, now: Instant) {
+        let restart = self.restarts.entry(name.to_owned()).or_default();
+        let delay = restart.next_delay();
+        restart.failures = restart.failures.saturating_add(1);
+        restart.due = Some(now + delay);
+        let error = format!("{why}; starting it again in {} s", delay.as_secs());
+        tracing::error!(pipeline = name, error, "pipeline is not running");
+        if let Some(config) = self.config.pipeline(name) {
+            self.status.failed(config, error);
+        }
+    }
+
     /// The directories holding the config file and the loaded plugins.
     pub fn watched_dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = std::iter::once(&self.config.path)
@@ -624,6 +734,32 @@ fn stop_all(pipelines: Vec<Pipeline>) {
             });
         }
     });
+}
+
+/// The first wait before a pipeline that died or failed is started again.
+pub const RESTART_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between attempts.
+pub const RESTART_MAX: Duration = Duration::from_secs(60);
+/// How long a restarted pipeline must run before its next failure counts
+/// as the first again.
+pub const RESTART_STABLE: Duration = Duration::from_secs(60);
+
+/// A pipeline's failures in a row, and when it is due to start again
+/// (`None` while it runs).
+#[derive(Debug, Default)]
+struct Restart {
+    failures: u32,
+    due: Option<Instant>,
+}
+
+impl Restart {
+    /// [`RESTART_FIRST`], doubled for each failure in a row, at most
+    /// [`RESTART_MAX`].
+    fn next_delay(&self) -> Duration {
+        RESTART_FIRST
+            .saturating_mul(1 << self.failures.min(16))
+            .min(RESTART_MAX)
+    }
 }
 
 /// What a file looked like: enough to notice an edit without reading it.
@@ -747,6 +883,128 @@ mod tests {
             .map(|p| p.view().started_at_ms);
         assert_eq!(a_now, a_started);
         supervisor.stop();
+    }
+
+    /// Ends the poll thread of pipeline `name` behind the supervisor's
+    /// back, as a panic would, and waits for it to be gone.
+    fn end_poll_thread(supervisor: &Supervisor, name: &str) {
+        let pipeline = &supervisor.pipelines[name];
+        pipeline.begin_stop();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !pipeline.is_finished() {
+            assert!(Instant::now() < deadline, "the poll thread did not end");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn state_of(supervisor: &Supervisor, name: &str) -> (&'static str, Option<String>) {
+        let view = supervisor.status().view();
+        let p = view.pipelines.into_iter().find(|p| p.name == name);
+        p.map_or(("absent", None), |p| (p.state, p.error))
+    }
+
+    #[test]
+    fn a_pipeline_whose_poll_thread_died_is_started_again_with_backoff() {
+        use crate::kafka::reader::TopicReader;
+        use crate::kafka::writer::{RecordRef, Writer};
+
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("sluice.toml");
+        // The embedded broker's coordinator waits out an old member's
+        // session before the next rebalance completes.
+        let session = r#""session.timeout.ms" = "6000""#;
+        std::fs::write(&path, two_pipelines("heal-", session, "")).expect("write the config");
+        let mut supervisor =
+            Supervisor::start(Config::load(&path).expect("valid")).expect("starts");
+        let (a, b) = ("heal-a", "heal-b");
+        let restarts = || metrics::global().pipeline(a).restarts.get();
+
+        end_poll_thread(&supervisor, a);
+        let liveness = supervisor.status().liveness(now_ms());
+        assert_eq!(
+            liveness,
+            Err("pipeline `heal-a`: its poll thread ended".into())
+        );
+        let t0 = Instant::now();
+        supervisor.heal(t0);
+        let (state, error) = state_of(&supervisor, a);
+        assert_eq!(state, "failed");
+        assert_eq!(
+            error.as_deref(),
+            Some("pipeline `heal-a`: its poll thread ended; starting it again in 1 s")
+        );
+        let unready = supervisor.status().readiness(now_ms()).unwrap_err();
+        assert!(
+            unready
+                .lines()
+                .any(|l| l == "pipeline `heal-a` is not running"),
+            "{unready}"
+        );
+        assert_eq!(
+            supervisor.status().liveness(now_ms()),
+            Ok(()),
+            "only `b` runs"
+        );
+        supervisor.heal(t0 + Duration::from_millis(900));
+        assert_eq!(state_of(&supervisor, a).0, "failed", "not before its time");
+        supervisor.heal(t0 + RESTART_FIRST);
+        assert_eq!(state_of(&supervisor, a), ("running", None));
+        assert_eq!(restarts(), 1);
+
+        // It dies again at once: the wait doubles.
+        end_poll_thread(&supervisor, a);
+        let t1 = Instant::now();
+        supervisor.heal(t1);
+        let (state, error) = state_of(&supervisor, a);
+        assert_eq!(state, "failed");
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.ends_with("starting it again in 2 s")),
+            "{error:?}"
+        );
+        supervisor.heal(t1 + Duration::from_millis(1900));
+        assert_eq!(state_of(&supervisor, a).0, "failed", "not before its time");
+        supervisor.heal(t1 + 2 * RESTART_FIRST);
+        assert_eq!(state_of(&supervisor, a), ("running", None));
+        assert_eq!(restarts(), 2);
+        assert_eq!(metrics::global().pipeline(b).restarts.get(), 0);
+        let view = supervisor.status().view();
+        assert_eq!(view.pipelines[0].restarts, 2, "{view:?}");
+
+        // The pipeline started again does its work.
+        let brokers = supervisor.brokers().to_owned();
+        let mut writer = Writer::to(&brokers, &[]).expect("a producer");
+        let mut record = RecordRef::to("heal-a-in");
+        record.value = Some(b"after the restart");
+        writer.send(record).expect("queued");
+        writer.flush(Duration::from_secs(30)).expect("written");
+        let reader =
+            TopicReader::new(&brokers, &["heal-a-out"], Duration::from_secs(30)).expect("a reader");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let value = loop {
+            assert!(Instant::now() < deadline, "no output after the restart");
+            if let Some(Ok(event)) = reader.poll(Duration::from_millis(200)) {
+                break event.value;
+            }
+        };
+        assert_eq!(value.as_deref(), Some(&b"after the restart"[..]));
+        supervisor.stop();
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_bound() {
+        let delays: Vec<u64> = (0..9)
+            .map(|failures| {
+                Restart {
+                    failures,
+                    due: None,
+                }
+                .next_delay()
+                .as_secs()
+            })
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
     }
 
     #[test]
