@@ -11,8 +11,15 @@
     check.py after BOOTSTRAP BEFORE DIGEST COUNT TIMEOUT
         orders-enriched holds BEFORE + COUNT results, COUNT of them with DIGEST
         (those produced after the swap; the swap had finished before)
+    check.py produce BOOTSTRAP PREFIX COUNT RATE    COUNT orders PREFIX-00000.. at RATE per second
+    check.py events URL                             prints the events the pipeline processed
+    check.py wait-events URL MIN TIMEOUT            the pipeline has processed at least MIN events
+    check.py once BOOTSTRAP PREFIX COUNT TIMEOUT
+        every order PREFIX-00000..COUNT-1 is in results or DLQ exactly once
+        (the others are not looked at: tansu's high watermarks count batches,
+        not records, so "from here on" cannot be marked by offset)
 
-Reads topics without a consumer group (assign + watermarks), so nothing
+Reads topics from the start without a consumer group (assign), so nothing
 waits for a group join. Exits 1 with the reason on failure.
 """
 
@@ -22,7 +29,7 @@ import time
 import urllib.request
 from collections import Counter
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 RESULTS, DLQ = "orders-enriched", "orders-dlq"
 
@@ -55,7 +62,8 @@ def consumer(bootstrap):
     )
 
 
-def watermarks(bootstrap, topics=(RESULTS, DLQ)):
+def from_start(bootstrap, topics=(RESULTS, DLQ)):
+    """{topic: {partition: 0}} for every partition of `topics`, for `read`."""
     c = consumer(bootstrap)
     try:
         out = {}
@@ -63,9 +71,7 @@ def watermarks(bootstrap, topics=(RESULTS, DLQ)):
             meta = c.list_topics(topic, timeout=10).topics[topic]
             if meta.error is not None:
                 fail("topic %s: %s" % (topic, meta.error))
-            out[topic] = {
-                str(p): c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in sorted(meta.partitions)
-            }
+            out[topic] = {p: 0 for p in sorted(meta.partitions)}
         return out
     finally:
         c.close()
@@ -80,19 +86,22 @@ def as_record(msg):
     }
 
 
-def read(bootstrap, start, want, timeout):
-    """Records past `start` ({topic: {partition: offset}}) until `want` of them or `timeout`."""
+def read(bootstrap, start, want, timeout, counts=lambda record: True):
+    """Records past `start` ({topic: {partition: offset}}) until `want` of them
+    that `counts` or `timeout`; then 2 s more, to catch late duplicates."""
     c = consumer(bootstrap)
     c.assign([TopicPartition(t, int(p), off) for t, parts in start.items() for p, off in parts.items()])
     records, deadline = [], time.monotonic() + timeout
     try:
-        while len(records) < want and time.monotonic() < deadline:
+        counted = 0
+        while counted < want and time.monotonic() < deadline:
             msg = c.poll(0.5)
             if msg is None:
                 continue
             if msg.error():
                 fail("reading %s: %s" % (msg.topic(), msg.error()))
             records.append(as_record(msg))
+            counted += counts(records[-1])
         # A little longer, to catch duplicates arriving after the count is reached.
         end = time.monotonic() + 2
         while time.monotonic() < end:
@@ -109,6 +118,34 @@ def order_id(value):
         return json.loads(value).get("order_id")
     except (TypeError, ValueError, AttributeError):
         return None
+
+
+def produce(bootstrap, prefix, count, rate):
+    """COUNT orders at about RATE per second; fails unless every one is acknowledged."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    failed = []
+
+    def report(err, msg):
+        if err is not None:
+            failed.append(err)
+
+    start = time.monotonic()
+    for i in range(count):
+        value = {"order_id": "%s-%05d" % (prefix, i), "customer_id": "CUST-%03d" % (i % 10), "amount": 10 + i % 90}
+        while True:
+            try:
+                producer.produce("orders", key=value["customer_id"], value=json.dumps(value), callback=report)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+        ahead = (i + 1) / rate - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+    left = producer.flush(30)
+    if left or failed:
+        fail("produce: %d not acknowledged, %d failed: %s" % (left, len(failed), failed[:3]))
+    print("check: produced %d orders in %.1fs" % (count, time.monotonic() - start))
 
 
 def wait(what, predicate, timeout):
@@ -148,7 +185,7 @@ def main(argv):
         print("check: new plugin running after %.1fs" % (time.monotonic() - start))
     elif cmd == "first":
         bootstrap, digest, good, bad, timeout = args[0], args[1], int(args[2]), int(args[3]), float(args[4])
-        start = {t: {p: 0 for p in parts} for t, parts in watermarks(bootstrap).items()}
+        start = from_start(bootstrap)
         records = read(bootstrap, start, good + bad, timeout)
         results = [r for r in records if r["topic"] == RESULTS]
         dead = [r for r in records if r["topic"] == DLQ]
@@ -175,7 +212,7 @@ def main(argv):
         )
     elif cmd == "after":
         bootstrap, before, digest, count, timeout = args[0], int(args[1]), args[2], int(args[3]), float(args[4])
-        start = {RESULTS: {p: 0 for p in watermarks(bootstrap, [RESULTS])[RESULTS]}}
+        start = from_start(bootstrap, [RESULTS])
         records = read(bootstrap, start, before + count, timeout)
         digests = Counter(r["headers"].get("sluice.plugin.digest") for r in records)
         if len(records) != before + count or digests[digest] != count:
@@ -184,6 +221,37 @@ def main(argv):
                 % (before + count, count, digest, len(records), dict(digests))
             )
         print("check: the %d results after the swap carry the new digest" % count)
+    elif cmd == "produce":
+        produce(args[0], args[1], int(args[2]), float(args[3]))
+    elif cmd == "events":
+        p = pipeline(args[0])
+        if p is None:
+            fail("no /api/status at " + args[0])
+        print(p["events"])
+    elif cmd == "wait-events":
+        url, least, timeout = args[0], int(args[1]), float(args[2])
+        wait(
+            "%d events processed" % least,
+            lambda: (p := pipeline(url)) is not None and p.get("events", 0) >= least,
+            timeout,
+        )
+    elif cmd == "once":
+        bootstrap, prefix, count, timeout = args[0], args[1], int(args[2]), float(args[3])
+        start = from_start(bootstrap)
+        mine = lambda r: str(order_id(r["value"])).startswith(prefix + "-")
+        records = [r for r in read(bootstrap, start, count, timeout, mine) if mine(r)]
+        ids = Counter(order_id(r["value"]) for r in records)
+        expected = {"%s-%05d" % (prefix, i) for i in range(count)}
+        missing = sorted(expected - set(ids))
+        extra = sorted(str(k) for k in set(ids) - expected)
+        twice = sorted(k for k, n in ids.items() if n > 1)
+        if missing or extra or twice:
+            odd = [r for r in records if str(order_id(r["value"])) in set(extra[:5]) | set(twice[:5])]
+            fail(
+                "%d missing %s, %d unexpected %s, %d more than once %s; for instance %s"
+                % (len(missing), missing[:5], len(extra), extra[:5], len(twice), twice[:5], odd[:5])
+            )
+        print("check: %d orders accounted for once each" % count)
     else:
         fail("unknown command " + cmd)
 
