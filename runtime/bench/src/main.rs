@@ -14,6 +14,10 @@
 //!   (`examples/python/quix_processor.py`, with the Python of
 //!   `--quix-python`; not on the mock cluster); one markdown table per
 //!   broker with the ratios b/a, c/a, b/d and b/e.
+//! - `latency` ([`latency`]): per broker and input rate, the time from
+//!   producing an event to reading its output (p50, p99, p99.9, max) of
+//!   (a) the raw rdkafka loop and (b) Sluice with `passthrough`, under a
+//!   paced load; one markdown table per broker with b−a at p99.
 //! - `boundary` ([`boundary`]): the cost of crossing into Wasm per event
 //!   against batch size, plugin instantiation and compile time. No Kafka.
 //! - `all`: both.
@@ -27,6 +31,7 @@
 
 mod boundary;
 mod broker;
+mod latency;
 mod throughput;
 
 use std::process::ExitCode;
@@ -48,6 +53,9 @@ enum Command {
     /// passthrough, (c) Sluice + order-enrich, (d) the Python tutorial loop,
     /// (e) a quixstreams application.
     Throughput(throughput::Options),
+    /// Produce-to-output latency (p50/p99/p99.9/max) at fixed input rates
+    /// of (a) raw rdkafka and (b) Sluice + passthrough.
+    Latency(latency::Options),
     /// Per-event cost of the Wasm boundary by batch size; instantiation and
     /// compile time.
     Boundary(boundary::Options),
@@ -76,6 +84,7 @@ fn main() -> ExitCode {
         .try_init();
     let result = match cli.command {
         Command::Throughput(options) => throughput::run(&options),
+        Command::Latency(options) => latency::run(&options),
         Command::Boundary(options) => boundary::run(&options),
         Command::All { throughput } => {
             boundary::run(&boundary::Options::default()).and_then(|()| throughput::run(&throughput))

@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -158,26 +158,11 @@ pub struct Options {
     /// Python for it (see --quix-python)].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Option<Vec<Processor>>,
-    /// Sluice `workers` (threads running plugin instances).
-    #[arg(long, default_value_t = DEFAULT_WORKERS)]
-    pub workers: usize,
-    /// Sluice `batch_size` (most events per plugin call).
-    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
-    pub batch_size: usize,
     /// Run (b) and (c) with `origin_headers = false`.
     #[arg(long)]
     pub no_origin_headers: bool,
-    /// Extra librdkafka property for the consumers of (a), (b) and (c),
-    /// `key=value`; repeatable.
-    #[arg(long = "consumer", value_name = "KEY=VALUE")]
-    pub consumer: Vec<String>,
-    /// Extra librdkafka property for the producers of (a), (b) and (c),
-    /// `key=value`; repeatable.
-    #[arg(long = "producer", value_name = "KEY=VALUE")]
-    pub producer: Vec<String>,
-    /// Where `passthrough.wasm` and `order-enrich.wasm` are.
-    #[arg(long)]
-    pub plugins_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub host: HostOptions,
     /// The Python interpreter for (d).
     #[arg(long, default_value = "python3")]
     pub python: String,
@@ -186,6 +171,64 @@ pub struct Options {
     /// exists].
     #[arg(long)]
     pub quix_python: Option<String>,
+}
+
+/// The settings of the processors that run on Sluice's client settings:
+/// the raw loop and Sluice (here and in `latency`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostOptions {
+    /// Sluice `workers` (threads running plugin instances).
+    #[arg(long, default_value_t = DEFAULT_WORKERS)]
+    pub workers: usize,
+    /// Sluice `batch_size` (most events per plugin call).
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
+    /// Extra librdkafka property for the consumers of the raw loop and
+    /// Sluice, `key=value`; repeatable.
+    #[arg(long = "consumer", value_name = "KEY=VALUE")]
+    pub consumer: Vec<String>,
+    /// Extra librdkafka property for their producers, `key=value`;
+    /// repeatable.
+    #[arg(long = "producer", value_name = "KEY=VALUE")]
+    pub producer: Vec<String>,
+    /// Where the plugins are [default: plugins/ of the checkout].
+    #[arg(long)]
+    pub plugins_dir: Option<PathBuf>,
+}
+
+impl HostOptions {
+    /// `--plugins-dir`, or the checkout's `plugins/`.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.plugins_dir
+            .clone()
+            .unwrap_or_else(|| repo_dir().join("plugins"))
+    }
+
+    /// The Kafka section of the raw loop and Sluice: `bootstrap`, the
+    /// bench's session timeout, and `--consumer`/`--producer`.
+    pub fn kafka_config(&self, bootstrap: &str) -> anyhow::Result<KafkaConfig> {
+        let pairs = |list: &[String]| -> anyhow::Result<Vec<(String, String)>> {
+            list.iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .with_context(|| format!("`{kv}` is not KEY=VALUE"))
+                })
+                .collect()
+        };
+        let mut consumer: std::collections::BTreeMap<String, String> = [(
+            "session.timeout.ms".to_owned(),
+            SESSION_TIMEOUT_MS.to_owned(),
+        )]
+        .into();
+        consumer.extend(pairs(&self.consumer)?);
+        Ok(KafkaConfig {
+            brokers: Brokers::List(bootstrap.to_owned()),
+            client_id: "sluice-bench".into(),
+            consumer,
+            producer: pairs(&self.producer)?.into_iter().collect(),
+        })
+    }
 }
 
 impl Options {
@@ -283,10 +326,7 @@ struct Bench<'a> {
 
 /// Runs the benchmark and prints one table per broker.
 pub fn run(options: &Options) -> anyhow::Result<()> {
-    let plugins_dir = options
-        .plugins_dir
-        .clone()
-        .unwrap_or_else(|| repo_dir().join("plugins"));
+    let plugins_dir = options.host.plugins_dir();
     for plugin in ["passthrough", "order-enrich"] {
         let path = plugins_dir.join(format!("{plugin}.wasm"));
         if !path.is_file() {
@@ -436,27 +476,7 @@ impl Bench<'_> {
 
     /// The Kafka section every processor of (a)-(c) shares.
     fn kafka_config(&self) -> anyhow::Result<KafkaConfig> {
-        let pairs = |list: &[String]| -> anyhow::Result<Vec<(String, String)>> {
-            list.iter()
-                .map(|kv| {
-                    kv.split_once('=')
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .with_context(|| format!("`{kv}` is not KEY=VALUE"))
-                })
-                .collect()
-        };
-        let mut consumer: std::collections::BTreeMap<String, String> = [(
-            "session.timeout.ms".to_owned(),
-            SESSION_TIMEOUT_MS.to_owned(),
-        )]
-        .into();
-        consumer.extend(pairs(&self.options.consumer)?);
-        Ok(KafkaConfig {
-            brokers: Brokers::List(self.broker.bootstrap().to_owned()),
-            client_id: "sluice-bench".into(),
-            consumer,
-            producer: pairs(&self.options.producer)?.into_iter().collect(),
-        })
+        self.options.host.kafka_config(self.broker.bootstrap())
     }
 
     /// (a): consume → produce, with Sluice's client settings.
@@ -499,20 +519,7 @@ impl Bench<'_> {
             if start.is_none() {
                 start = Some((Instant::now(), process_cpu()));
             }
-            let mut record = BaseRecord::to(output);
-            if let Some(key) = message.key() {
-                record = record.key(key);
-            }
-            if let Some(value) = message.payload() {
-                record = record.payload(value);
-            }
-            if let Some(headers) = message.headers() {
-                record = record.headers(headers.detach());
-            }
-            if let Some(ts) = message.timestamp().to_millis() {
-                record = record.timestamp(ts);
-            }
-            send_waiting(&producer, record).map_err(|(e, _)| e)?;
+            forward(&producer, output, &message)?;
             next_offsets.insert(message.partition(), message.offset() + 1);
             consumed += 1;
         }
@@ -580,8 +587,8 @@ impl Bench<'_> {
         );
         let config = PipelineConfig {
             group_id: group.to_owned(),
-            batch_size: self.options.batch_size,
-            workers: self.options.workers,
+            batch_size: self.options.host.batch_size,
+            workers: self.options.host.workers,
             partitions: partitions as i32,
             origin_headers: !self.options.no_origin_headers,
             ..PipelineConfig::new(
@@ -734,6 +741,33 @@ impl<'a> Script<'a> {
         }
         Ok(run)
     }
+}
+
+/// The raw loop's work for one message: the same record (key, value,
+/// headers, timestamp) to `output`.
+pub(crate) fn forward<C>(
+    producer: &ThreadedProducer<C>,
+    output: &str,
+    message: &BorrowedMessage<'_>,
+) -> anyhow::Result<()>
+where
+    C: ProducerContext<DeliveryOpaque = ()> + 'static,
+{
+    let mut record = BaseRecord::to(output);
+    if let Some(key) = message.key() {
+        record = record.key(key);
+    }
+    if let Some(value) = message.payload() {
+        record = record.payload(value);
+    }
+    if let Some(headers) = message.headers() {
+        record = record.headers(headers.detach());
+    }
+    if let Some(ts) = message.timestamp().to_millis() {
+        record = record.timestamp(ts);
+    }
+    send_waiting(producer, record).map_err(|(e, _)| e)?;
+    Ok(())
 }
 
 /// The run a script reported: the last line of its stdout that is a JSON
@@ -956,8 +990,8 @@ fn print_table(kind: BrokerKind, options: &Options, procs: &[Processor], rows: &
         "### Throughput on {} ({}; Sluice batch_size {}, workers {}, origin_headers {}; median of {} runs{cap})",
         kind.name(),
         machine(),
-        options.batch_size,
-        options.workers,
+        options.host.batch_size,
+        options.host.workers,
         !options.no_origin_headers,
         options.repeat.max(1),
     );
@@ -1006,7 +1040,7 @@ fn table_line(kind: BrokerKind, procs: &[Processor], row: &Row) -> String {
 }
 
 /// `1234567.8` → `1 234 568`.
-fn thousands(value: f64) -> String {
+pub(crate) fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
