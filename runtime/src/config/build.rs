@@ -15,9 +15,9 @@ use super::raw::{
     FlatTable, RawFile, RawKafka, RawLimits, RawPipeline, RawRetry, RawSandbox, RawStep,
 };
 use super::{
-    Brokers, Config, DEFAULT_BATCH_SIZE, DEFAULT_CLIENT_ID, DEFAULT_ORIGIN_HEADERS,
-    DEFAULT_PARTITIONS, DEFAULT_WORKERS, KafkaConfig, PipelineConfig, PipelineSites, RetryPolicy,
-    StepConfig, default_group_id,
+    Brokers, Config, DEFAULT_BATCH_SIZE, DEFAULT_CLIENT_ID, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_ORIGIN_HEADERS, DEFAULT_PARTITIONS, DEFAULT_WORKERS, KafkaConfig, PipelineConfig,
+    PipelineSites, RetryPolicy, StepConfig, default_group_id,
 };
 use crate::plugin::{DirGrant, Limits, MAX_MEMORY_MIB, Sandbox};
 
@@ -291,6 +291,12 @@ fn pipeline(
 
     let batch_size = p.count(raw.batch_size, "batch_size", DEFAULT_BATCH_SIZE, None);
     let workers = p.count(raw.workers, "workers", DEFAULT_WORKERS, None);
+    let max_in_flight = p.count(
+        raw.max_in_flight,
+        "max_in_flight",
+        DEFAULT_MAX_IN_FLIGHT,
+        None,
+    );
     let partitions = p.count(
         raw.partitions,
         "partitions",
@@ -319,6 +325,7 @@ fn pipeline(
         group_id: group.into_inner(),
         batch_size,
         workers,
+        max_in_flight,
         partitions,
         origin_headers: raw.origin_headers.unwrap_or(DEFAULT_ORIGIN_HEADERS),
         limits,

@@ -56,6 +56,11 @@ pub use error::{ConfigError, Problem, display_problems};
 pub const DEFAULT_BATCH_SIZE: usize = 256;
 /// Default of `workers`.
 pub const DEFAULT_WORKERS: usize = 1;
+/// Default of `max_in_flight`. A record stays in flight for the worker's
+/// queue plus `linger.ms` plus a broker round trip (~20 ms on the mock
+/// broker): 2048 per partition capped one partition at ~300k events/s;
+/// this allows ~1.5M/s.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 32 * 1024;
 /// Default of `partitions`.
 pub const DEFAULT_PARTITIONS: i32 = 3;
 /// Default of `kafka.client_id`.
@@ -160,6 +165,11 @@ pub struct PipelineConfig {
     pub batch_size: usize,
     /// Threads running this pipeline's plugin instances.
     pub workers: usize,
+    /// Events read and not yet done (processed and every record
+    /// acknowledged), shared out over the assigned partitions; each
+    /// partition may still have 8 batches in flight. What bounds the
+    /// memory a pipeline's events take.
+    pub max_in_flight: usize,
     /// Partitions of the pipeline's topics that Sluice creates when they
     /// are missing (existing topics keep theirs).
     pub partitions: i32,
@@ -194,6 +204,7 @@ impl PipelineConfig {
             group_id: default_group_id(name),
             batch_size: DEFAULT_BATCH_SIZE,
             workers: DEFAULT_WORKERS,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             partitions: DEFAULT_PARTITIONS,
             origin_headers: DEFAULT_ORIGIN_HEADERS,
             limits: Limits::default(),

@@ -82,6 +82,8 @@ pub(super) struct RawPipeline {
     pub batch_size: Option<Spanned<i64>>,
     /// Threads running this pipeline's plugin instances; default 1.
     pub workers: Option<Spanned<i64>>,
+    /// Events read and not yet done, over all partitions; default 32768.
+    pub max_in_flight: Option<Spanned<i64>>,
     /// Partitions of the pipeline's topics Sluice creates when they are
     /// missing; default 3.
     pub partitions: Option<Spanned<i64>>,

@@ -167,6 +167,7 @@ fn defaults() {
     let p = &config.pipelines[0];
     assert_eq!(p.group_id, "sluice.orders");
     assert_eq!((p.batch_size, p.workers, p.partitions), (256, 1, 3));
+    assert_eq!(p.max_in_flight, 32768);
     assert!(p.origin_headers);
     assert_eq!(
         p.limits,
@@ -194,7 +195,7 @@ fn defaults() {
 #[test]
 fn set_values_and_relative_paths() {
     let text = format!(
-        "{MINIMAL}batch_size = 10\nworkers = 4\npartitions = 12\norigin_headers = false\n\
+        "{MINIMAL}batch_size = 10\nworkers = 4\npartitions = 12\norigin_headers = false\nmax_in_flight = 4096\n\
          [pipeline.limits]\nmemory_mib = 128\ndeadline_ms = 250\nmax_output_bytes = 4096\nmax_outputs_per_event = 7\n\
          [pipeline.retry]\nattempts = 5\nbackoff_ms = 0\nmax_backoff_ms = 0\n\
          [pipeline.sandbox]\nenv = [\"HOME\", \"MODE=fast=yes\"]\nnetwork = true\n\
@@ -210,6 +211,7 @@ fn set_values_and_relative_paths() {
         Path::new("/etc/sluice/plugins/order-enrich.wasm")
     );
     assert_eq!((p.batch_size, p.workers, p.partitions), (10, 4, 12));
+    assert_eq!(p.max_in_flight, 4096);
     assert!(!p.origin_headers);
     assert_eq!(p.limits.memory_bytes, 128 << 20);
     assert_eq!(p.limits.deadline, Duration::from_millis(250));

@@ -278,6 +278,7 @@ impl PreparedPipeline {
             worker_threads,
             status: status.clone(),
             cancel: cancel.clone(),
+            max_in_flight: config.max_in_flight,
         });
         let thread = std::thread::Builder::new()
             .name(format!("sluice-{name}-poll"))

@@ -79,6 +79,8 @@ pub(crate) struct PollerParts {
     pub worker_threads: Vec<JoinHandle<()>>,
     pub status: Arc<PipelineStatus>,
     pub cancel: CancellationToken,
+    /// The pipeline's `max_in_flight`.
+    pub max_in_flight: usize,
 }
 
 impl Poller {
@@ -92,10 +94,11 @@ impl Poller {
             worker_threads,
             status,
             cancel,
+            max_in_flight,
         } = parts;
         Poller {
             in_flight: crate::metrics::global().pipeline(&name).in_flight,
-            pressure: Pressure::new(dispatcher.batch_size()),
+            pressure: Pressure::new(dispatcher.batch_size(), max_in_flight),
             name,
             consumer,
             sink,

@@ -21,13 +21,6 @@ use super::tracker::{Tp, Tracker};
 /// How long the poll thread holds off reading before it pauses the
 /// partitions over their limits (and goes back to serving rebalances).
 pub(crate) const PAUSE_AFTER: Duration = Duration::from_millis(200);
-/// Input offsets a pipeline may have in flight (read, not yet done), shared
-/// out over its partitions. A record stays in flight for the worker's
-/// queue plus `linger.ms` plus a broker round trip, ~20 ms on the mock
-/// broker: a limit of 2048 per partition capped one partition at ~300k
-/// events/s; this allows ~1.5M/s. Bounds memory too: 32 MiB of 1 KB
-/// events.
-const IN_FLIGHT_BUDGET: usize = 32 * 1024;
 
 /// What the limits are checked against.
 pub(crate) struct Load<'a> {
@@ -48,12 +41,6 @@ impl<'a> Load<'a> {
             dispatcher,
         }
     }
-
-    /// Offsets a partition may have in flight: its share of
-    /// [`IN_FLIGHT_BUDGET`], at least `floor`.
-    fn max_in_flight(&self, floor: usize) -> usize {
-        (IN_FLIGHT_BUDGET / self.assignment.len().max(1)).max(floor)
-    }
 }
 
 /// Paused partitions and how long reading has been held off.
@@ -61,24 +48,40 @@ pub(crate) struct Pressure {
     paused: FxHashSet<Tp>,
     /// Since when reading has been held off.
     held_since: Option<Instant>,
+    /// The pipeline's `max_in_flight`, shared out over its partitions.
+    budget: usize,
     /// The in-flight limit of a partition never goes below this.
     min_in_flight: usize,
 }
 
 impl Pressure {
-    pub fn new(batch_size: usize) -> Self {
+    /// Limits for batches of `batch_size` and `budget` events in flight.
+    pub fn new(batch_size: usize, budget: usize) -> Self {
         Pressure {
             paused: FxHashSet::default(),
             held_since: None,
-            min_in_flight: (batch_size * 8).max(1024),
+            budget: budget.max(1),
+            // Eight batches keep a partition's worker busy while earlier
+            // ones are being written, unless the whole budget is smaller.
+            min_in_flight: (batch_size * 8).max(1024).min(budget.max(1)),
         }
+    }
+
+    /// Offsets a partition may have in flight: its share of the budget,
+    /// at least `min_in_flight`.
+    fn max_in_flight(&self, load: &Load<'_>) -> usize {
+        self.limit(load.assignment.len())
+    }
+
+    /// A partition's limit when `partitions` are assigned.
+    fn limit(&self, partitions: usize) -> usize {
+        (self.budget / partitions.max(1)).max(self.min_in_flight)
     }
 
     /// Its worker has batches waiting for room, or it has too many offsets
     /// in flight.
     fn over_limit(&self, tp: &Tp, load: &Load<'_>) -> bool {
-        load.dispatcher.is_parked(tp)
-            || load.tracker.in_flight(tp) > load.max_in_flight(self.min_in_flight)
+        load.dispatcher.is_parked(tp) || load.tracker.in_flight(tp) > self.max_in_flight(load)
     }
 
     /// Whether a partition still being read is over its limits.
@@ -121,7 +124,7 @@ impl Pressure {
             return;
         }
         let parked = load.dispatcher.parked_tps();
-        let limit = load.max_in_flight(self.min_in_flight) / 2;
+        let limit = self.max_in_flight(load) / 2;
         let resumable: Vec<Tp> = self
             .paused
             .iter()
@@ -162,5 +165,23 @@ fn set_paused(consumer: &BaseConsumer<GroupContext>, tp: &Tp, paused: bool) {
     };
     if let Err(e) = result {
         tracing::debug!(topic = &*tp.topic, partition = tp.partition, paused, error = %e, "cannot pause/resume");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_is_shared_out_down_to_eight_batches_a_partition() {
+        let default = Pressure::new(256, 32 * 1024);
+        let limits: Vec<usize> = [1, 8, 16, 64].map(|n| default.limit(n)).into();
+        assert_eq!(limits, [32768, 4096, 2048, 2048]);
+        // A small budget bounds even one partition's eight batches.
+        let small = Pressure::new(256, 1000);
+        assert_eq!((small.limit(1), small.limit(8)), (1000, 1000));
+        // Small batches still keep 1024 events a partition.
+        let fine = Pressure::new(16, 4096);
+        assert_eq!((fine.limit(2), fine.limit(8)), (2048, 1024));
     }
 }
