@@ -969,6 +969,12 @@ fn module_version(python: &str, module: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// The ratios of CPU per event the table shows first, numerator first:
+/// what Sluice costs on top of the raw client, the primary figure (on 2
+/// cores shared with the broker, throughput follows it).
+const CPU_RATIOS: [(Processor, Processor); 2] =
+    [(Processor::B, Processor::A), (Processor::C, Processor::A)];
+
 /// The ratios of events/s the table shows, numerator first.
 const RATIOS: [(Processor, Processor); 4] = [
     (Processor::B, Processor::A),
@@ -1002,6 +1008,10 @@ fn print_table(kind: BrokerKind, options: &Options, procs: &[Processor], rows: &
         header.push_str(&format!(" {} events | ev/s | CPU µs/ev |", p.label()));
         rule.push_str("---:|---:|---:|");
     }
+    for (x, y) in CPU_RATIOS {
+        header.push_str(&format!(" {} CPU ×{} |", x.short(), y.short()));
+        rule.push_str("---:|");
+    }
     for (x, y) in RATIOS {
         header.push_str(&format!(" {}/{} |", x.short(), y.short()));
         rule.push_str("---:|");
@@ -1030,11 +1040,18 @@ fn table_line(kind: BrokerKind, procs: &[Processor], row: &Row) -> String {
             None => line.push_str(" - | failed | - |"),
         }
     }
-    for (x, y) in RATIOS {
-        match (row.cells.get(&x), row.cells.get(&y)) {
-            (Some(x), Some(y)) => line.push_str(&format!(" {:.2} |", x.rate / y.rate)),
-            _ => line.push_str(" - |"),
-        }
+    let ratio = |line: &mut String, pair: (Processor, Processor), of: fn(&Cell) -> f64| match (
+        row.cells.get(&pair.0),
+        row.cells.get(&pair.1),
+    ) {
+        (Some(x), Some(y)) => line.push_str(&format!(" {:.2} |", of(x) / of(y))),
+        _ => line.push_str(" - |"),
+    };
+    for pair in CPU_RATIOS {
+        ratio(&mut line, pair, |c| c.cpu_us);
+    }
+    for pair in RATIOS {
+        ratio(&mut line, pair, |c| c.rate);
     }
     line
 }
@@ -1055,6 +1072,30 @@ pub(crate) fn thousands(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_show_cpu_per_event_against_the_raw_loop_then_throughput_ratios() {
+        let cell = |events, rate, cpu_us| Cell {
+            events,
+            rate,
+            cpu_us,
+        };
+        let row = Row {
+            size: 100,
+            partitions: 8,
+            load: "0.5".into(),
+            cells: [
+                (Processor::A, cell(1000, 500_000.0, 2.0)),
+                (Processor::B, cell(1000, 250_000.0, 3.0)),
+            ]
+            .into(),
+        };
+        let line = table_line(BrokerKind::Mock, &[Processor::A, Processor::B], &row);
+        assert_eq!(
+            line,
+            "| 100 B | 8 | 0.5 | 1000 | 500 000 | 2.00 | 1000 | 250 000 | 3.00 | 1.50 | - | 0.50 | - | - | - |"
+        );
+    }
 
     #[test]
     fn order_values_have_the_requested_size_and_are_orders() {
