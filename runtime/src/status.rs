@@ -357,6 +357,11 @@ impl Status {
         crate::metrics::global().pipeline_state(&config.name, Some(PipelineState::Failed));
     }
 
+    /// Why a configured pipeline is not running, if it failed.
+    pub fn failure(&self, name: &str) -> Option<String> {
+        lock(&self.failed).get(name).map(|(_, error)| error.clone())
+    }
+
     /// A running pipeline's status.
     pub fn pipeline(&self, name: &str) -> Option<Arc<PipelineStatus>> {
         lock(&self.running).get(name).cloned()

@@ -607,7 +607,6 @@ impl Supervisor {
             if ran_ms >= RESTART_STABLE.as_millis() as i64 {
                 restart.failures = 0;
             }
-            restart.due = None;
             self.fail(&name, &why, now);
         }
         // Configured, not running, not scheduled: failed after a reload.
@@ -624,12 +623,7 @@ impl Supervisor {
         for name in waiting {
             let why = self
                 .status
-                .view()
-                .pipelines
-                .into_iter()
-                .find(|p| p.name == name);
-            let why = why
-                .and_then(|p| p.error)
+                .failure(&name)
                 .unwrap_or_else(|| "not running".into());
             self.fail(&name, &why, now);
         }

@@ -57,13 +57,14 @@ pub(crate) struct Pressure {
 impl Pressure {
     /// Limits for batches of `batch_size` and `budget` events in flight.
     pub fn new(batch_size: usize, budget: usize) -> Self {
+        let budget = budget.max(1);
         Pressure {
             paused: FxHashSet::default(),
             held_since: None,
-            budget: budget.max(1),
+            budget,
             // Eight batches keep a partition's worker busy while earlier
             // ones are being written, unless the whole budget is smaller.
-            min_in_flight: (batch_size * 8).max(1024).min(budget.max(1)),
+            min_in_flight: (batch_size * 8).max(1024).min(budget),
         }
     }
 
