@@ -107,9 +107,10 @@ impl PipelineStatus {
         *lock(&self.plugins) = versions(plugins, now_ms());
     }
 
-    /// A rebalance gave it a partition.
-    pub fn assigned(&self, topic: &str, partition: i32) {
-        lock(&self.assigned).insert((topic.to_owned(), partition));
+    /// A rebalance gave it these partitions. They appear together, so a
+    /// reader never sees part of one assignment.
+    pub fn assigned<'a>(&self, partitions: impl IntoIterator<Item = (&'a str, i32)>) {
+        lock(&self.assigned).extend(partitions.into_iter().map(|(t, p)| (t.to_owned(), p)));
     }
 
     /// A rebalance gave it its share of the group's partitions, maybe none.
@@ -476,8 +477,7 @@ mod tests {
             vec![("p".into(), "sha256:1".into())],
         ));
         status.started(a.clone());
-        a.assigned("in", 1);
-        a.assigned("in", 0);
+        a.assigned([("in", 1), ("in", 0)]);
         a.revoked("in", 1);
         a.swapped(vec![("p".into(), "sha256:2".into())]);
         status.failed(&config("b"), "no luck".into());
@@ -533,7 +533,7 @@ mod tests {
         status.stopped("b");
 
         // A rebalance took its partition; a short one keeps it ready.
-        a.assigned("in", 0);
+        a.assigned([("in", 0)]);
         a.revoked("in", 0);
         assert_eq!(status.readiness(now_ms()), Ok(()));
         let later = now_ms() + REBALANCE_BOUND_MS + 2_000;

@@ -191,12 +191,14 @@ impl Poller {
         for news in self.consumer.context().take() {
             match news {
                 GroupNews::Assigned(list) => {
-                    // Joined even with an empty list: the other members
-                    // may hold every partition.
+                    // The whole assignment shows at once, then joined (even
+                    // with an empty list: the other members may hold every
+                    // partition).
+                    self.status
+                        .assigned(list.iter().map(|(topic, p)| (topic.as_str(), *p)));
                     self.status.joined();
                     for (topic, partition) in list {
                         tracing::info!(pipeline = %self.name, topic, partition, "partition assigned");
-                        self.status.assigned(&topic, partition);
                         let tp = self.assignment.assign(topic, partition);
                         self.tracker.assign(tp.clone());
                         self.pressure.assigned(&tp, &self.consumer);
