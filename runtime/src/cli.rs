@@ -17,7 +17,7 @@ use crate::plugin::{
     DEFAULT_MEMORY_MIB, DirGrant, InstanceSettings, Limits, MAX_MEMORY_MIB, Sandbox,
 };
 use crate::supervisor::{self, Supervisor};
-use crate::{demo, reload, scaffold};
+use crate::{demo, dlq, reload, scaffold};
 
 /// Kafka event processing with sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -91,6 +91,9 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         timeout_secs: u64,
     },
+    /// Investigate and redrive a pipeline's dead letters.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Create a plugin project: a working plugin with a unit test, sample
     /// events and a README giving the commands that build, test and run it.
     New {
@@ -108,6 +111,67 @@ enum Command {
         #[arg(long)]
         sluice: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Print a pipeline's dead letters (read without joining a group), then
+    /// a summary by kind and by plugin.
+    List {
+        #[command(flatten)]
+        target: DlqTarget,
+        /// Only the newest N selected dead letters.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// JSON lines instead: `sluice exec` input events (the source
+        /// event) with the dead letter's context under `sluice`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the selected dead letters through the pipeline's current plugin
+    /// chain and write the results, recording progress as the group
+    /// `sluice-redrive-<pipeline>`.
+    Redrive {
+        #[command(flatten)]
+        target: DlqTarget,
+        /// Print what would become of each selected dead letter (`sluice
+        /// exec` outcome lines); write and commit nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Which pipeline's dead letters, and which of them.
+#[derive(Debug, Args)]
+struct DlqTarget {
+    /// The pipeline TOML file.
+    config: PathBuf,
+    /// The pipeline whose DLQ topic to read.
+    #[arg(long)]
+    pipeline: String,
+    /// Only this failure kind (`invalid`, `trap`, ..., or `foreign`).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only dead letters of this plugin.
+    #[arg(long)]
+    plugin: Option<String>,
+    /// Only dead letters that failed at or after TIME: RFC 3339
+    /// (2026-11-27T10:00:00Z), a date (2026-11-27) or a duration ago (15m,
+    /// 2h, 3d).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+}
+
+impl DlqTarget {
+    fn load(&self) -> anyhow::Result<(Config, dlq::Selection)> {
+        let selection = dlq::Selection::parse(
+            self.kind.as_deref(),
+            self.plugin.as_deref(),
+            self.since.as_deref(),
+            crate::status::now_ms(),
+        )?;
+        Ok((Config::load(&self.config)?, selection))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +336,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo::run(config, &options)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Dlq(command) => dlq_command(command),
         Command::New {
             name,
             lang,
@@ -341,6 +406,98 @@ fn run_command(
         let _ = runtime.block_on(task);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn dlq_command(command: DlqCommand) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match command {
+        DlqCommand::List {
+            target,
+            limit,
+            json,
+        } => {
+            let (config, selection) = target.load()?;
+            let options = dlq::ListOptions {
+                selection,
+                limit,
+                ..dlq::ListOptions::default()
+            };
+            let (records, summary) =
+                dlq::list(&config, &target.pipeline, &options).with_context(|| {
+                    format!("cannot list the dead letters of `{}`", target.pipeline)
+                })?;
+            for record in &records {
+                if json {
+                    writeln!(out, "{}", record.json_line())?;
+                } else {
+                    writeln!(out, "{}", dlq::list::render_line(record))?;
+                }
+            }
+            if json {
+                tracing::info!(?summary, "listed");
+            } else {
+                writeln!(out, "{}", dlq::list::render_summary(&summary))?;
+            }
+        }
+        DlqCommand::Redrive { target, dry_run } => {
+            let (config, selection) = target.load()?;
+            let options = dlq::RedriveOptions {
+                selection,
+                dry_run,
+                ..dlq::RedriveOptions::default()
+            };
+            let mut failed_print = None;
+            let summary = dlq::redrive(&config, &target.pipeline, &options, &mut |outcome| {
+                if let Some(line) = redrive_line(outcome)
+                    && let Err(e) = writeln!(out, "{line}")
+                {
+                    failed_print.get_or_insert(e);
+                }
+            })
+            .with_context(|| format!("cannot redrive the dead letters of `{}`", target.pipeline))?;
+            if let Some(e) = failed_print {
+                return Err(e.into());
+            }
+            let s = &summary;
+            writeln!(
+                out,
+                "{}group {}: read {}, selected {}, redriven {}, outputs {}, failed again {}, \
+                 passed over {}, foreign {}",
+                if s.dry_run {
+                    "dry run, nothing written; "
+                } else {
+                    ""
+                },
+                s.group,
+                s.read,
+                s.selected,
+                s.redriven,
+                s.outputs,
+                s.failed_again,
+                s.passed_over,
+                s.foreign
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `sluice dlq redrive` prints for one record: nothing for a record
+/// passed over.
+fn redrive_line(outcome: &dlq::RecordOutcome) -> Option<String> {
+    let at = &outcome.dlq;
+    Some(match &outcome.disposition {
+        dlq::Disposition::DryRun { outcome } => outcome.to_string(),
+        dlq::Disposition::Redriven { outputs } => format!("{at}: redriven -> {outputs} outputs"),
+        dlq::Disposition::FailedAgain {
+            kind,
+            message,
+            attempts,
+        } => format!("{at}: failed again -> {kind} (attempts {attempts}): {message}"),
+        dlq::Disposition::Foreign { reason } => format!("{at}: foreign, skipped ({reason})"),
+        dlq::Disposition::PassedOver => return None,
+    })
 }
 
 fn exec_command(args: ExecArgs) -> anyhow::Result<ExitCode> {

@@ -27,6 +27,9 @@ pub const SOURCE_TIMESTAMP: &str = "sluice.source.timestamp";
 pub const ATTEMPTS: &str = "sluice.attempts";
 /// When it was dead-lettered, ms since the epoch.
 pub const FAILED_AT: &str = "sluice.failed.at";
+/// On the outputs and dead letters of `sluice dlq redrive`: the dead
+/// letter they came from, `<dlq topic>/<partition>/<offset>`.
+pub const REDRIVEN_FROM: &str = "sluice.redriven.from";
 
 /// The provenance headers of an output, which a pipeline writes anew (and
 /// drops when inherited).

@@ -17,8 +17,10 @@
 //!   validation with `FILE:LINE:COL` messages, what a reload must restart.
 //! - [`pipeline`]: one running pipeline: poll thread, per-partition batches,
 //!   workers with their plugin chains, the producer, at-least-once offsets.
-//! - [`dlq`]: the dead-letter envelope; [`headers`]: the names of every
-//!   `sluice.*` header.
+//! - [`dlq`]: the dead-letter envelope, and `sluice dlq list` / `redrive`
+//!   (reading a DLQ topic back, selecting dead letters, running them
+//!   through the pipeline's current chain again); [`headers`]: the names
+//!   of every `sluice.*` header.
 //! - [`kafka`]: client configuration, the embedded broker, and the client
 //!   tools the demo and the tests share (write with delivery reports, read
 //!   topics back, a group's committed offsets).

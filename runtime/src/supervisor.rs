@@ -55,7 +55,7 @@ pub fn load_plugins(engine: &PluginEngine, config: &Config) -> anyhow::Result<Pl
 }
 
 /// The plugins of one pipeline, in chain order.
-fn chain_plugins(
+pub(crate) fn chain_plugins(
     plugins: &PluginSet,
     pipeline: &PipelineConfig,
 ) -> anyhow::Result<Vec<Arc<CompiledPlugin>>> {

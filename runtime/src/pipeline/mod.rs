@@ -43,13 +43,17 @@ use crate::kafka;
 use crate::metrics::Replacement;
 use crate::plugin::{CompiledPlugin, PluginError, PluginRunner};
 use crate::status::PipelineStatus;
-use chain::Chain;
 use control::ControlTx;
 use dispatch::Dispatcher;
 use group::GroupContext;
 use poller::{Poller, PollerParts};
 use sink::Sink;
 use worker::{WorkerMsg, WorkerShared};
+
+// What `sluice dlq redrive` runs a dead letter through: a worker's chain
+// and its rules, outside a running pipeline.
+pub(crate) use chain::Chain;
+pub(crate) use worker::{Processed, dead_letter, origin, output_record, process};
 
 /// Batches a worker may have queued before the poll thread holds off.
 const WORKER_INBOX: usize = 8;
@@ -303,24 +307,29 @@ impl PreparedPipeline {
     }
 }
 
-/// One chain of fresh instances (each `init` run) per worker.
+/// One chain of fresh instances (each `init` run), as each worker of the
+/// pipeline has.
+pub(crate) fn build_chain(
+    config: &PipelineConfig,
+    plugins: &[Arc<CompiledPlugin>],
+) -> Result<Chain, PipelineError> {
+    let runners = config
+        .steps
+        .iter()
+        .zip(plugins)
+        .map(|(step, plugin)| {
+            PluginRunner::start(plugin.clone(), Arc::new(config.instance_settings(step)))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PipelineError::new(&config.name, Why::Plugin(e)))?;
+    Ok(Chain::new(runners))
+}
+
+/// One chain per worker.
 fn build_chains(
     config: &PipelineConfig,
     plugins: &[Arc<CompiledPlugin>],
     workers: usize,
 ) -> Result<Vec<Chain>, PipelineError> {
-    (0..workers)
-        .map(|_| {
-            let runners = config
-                .steps
-                .iter()
-                .zip(plugins)
-                .map(|(step, plugin)| {
-                    PluginRunner::start(plugin.clone(), Arc::new(config.instance_settings(step)))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| PipelineError::new(&config.name, Why::Plugin(e)))?;
-            Ok(Chain::new(runners))
-        })
-        .collect()
+    (0..workers).map(|_| build_chain(config, plugins)).collect()
 }

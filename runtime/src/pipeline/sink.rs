@@ -14,7 +14,7 @@ use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProdu
 use super::batch::Ticket;
 use super::control::{Control, ControlTx};
 use crate::dlq::{Culprit, DeadLetter};
-use crate::kafka::writer::{RecordRef, owned_headers, send_waiting};
+use crate::kafka::writer::{RecordRef, send_waiting};
 use crate::plugin::{Failure, FailureKind};
 
 /// Which plugin produced a record, for headers and dead letters.
@@ -135,13 +135,7 @@ impl Sink {
 
     /// Queues the dead letter of event `index` of the ticket's batch.
     pub fn send_dead_letter(&self, ticket: Ticket, index: usize, dl: Arc<DeadLetter>) {
-        let record = RecordRef {
-            key: dl.key.as_deref(),
-            value: dl.value.as_deref(),
-            headers: owned_headers(dl.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice()))),
-            timestamp_ms: dl.timestamp_ms,
-            ..RecordRef::to(&self.dlq_topic)
-        };
+        let record = dl.record(&self.dlq_topic);
         // The record borrows from `dl`, which the delivery keeps alive too.
         let delivery = Box::new(Delivery {
             ticket,

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::message::OwnedHeaders;
 
@@ -18,7 +18,7 @@ use crate::config::{PipelineConfig, RetryPolicy};
 use crate::dlq::{Culprit, DeadLetter};
 use crate::headers;
 use crate::kafka::writer::{RecordRef, owned_headers};
-use crate::plugin::{Event, Failure, FailureKind};
+use crate::plugin::{Event, Failure, FailureKind, Output};
 
 /// What a worker is told to do.
 pub(crate) enum WorkerMsg {
@@ -74,26 +74,21 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
     let _entered = span.enter();
 
     shared.metrics.events.inc_by(events.len() as u64);
-    let started = Instant::now();
-    let mut outcomes = chain.process(events);
-    shared.metrics.batch(events.len(), started.elapsed());
-    let attempts = retry(chain, events, &mut outcomes, &shared.config.retry);
+    let Processed {
+        outcomes,
+        attempts,
+        first_pass,
+    } = process(chain, events, &shared.config);
+    shared.metrics.batch(events.len(), first_pass);
     let retries: u32 = attempts.iter().map(|a| a.saturating_sub(1)).sum();
     if retries > 0 {
         shared.metrics.retries.inc_by(u64::from(retries));
     }
-    for outcome in outcomes.iter_mut() {
-        reject_disallowed(outcome, chain.len(), &shared.config);
-    }
 
-    let Some(last) = chain.last() else {
+    let Some(origin) = origin(chain, &shared.pipeline) else {
         return;
     };
-    let origin = Arc::new(Origin {
-        pipeline: shared.pipeline.clone(),
-        plugin: last.name().clone(),
-        digest: last.digest().clone(),
-    });
+    let origin = Arc::new(origin);
     let stamp = shared.config.origin_headers.then_some(&*origin);
     for (index, ((outcome, attempts), event)) in
         outcomes.into_iter().zip(attempts).zip(events).enumerate()
@@ -102,15 +97,7 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
             Ok(outputs) => {
                 shared.metrics.outputs.inc_by(outputs.len() as u64);
                 for output in &outputs {
-                    let topic = output.topic.as_deref().unwrap_or(&shared.config.output);
-                    let headers = output.headers.as_ref().unwrap_or(&event.headers);
-                    let record = RecordRef {
-                        key: output.key.as_deref().or(event.key.as_deref()),
-                        value: output.value.as_deref(),
-                        headers: output_headers(headers, stamp),
-                        timestamp_ms: event.timestamp_ms,
-                        ..RecordRef::to(topic)
-                    };
+                    let record = output_record(event, output, &shared.config, stamp, None);
                     let delivery = Box::new(Delivery {
                         ticket: ticket.another(),
                         index,
@@ -119,24 +106,100 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
                     shared.sink.send(record, delivery);
                 }
             }
-            Err(StepFailure { failure, step }) => {
-                let (name, digest) = chain
-                    .step(step)
-                    .map_or(("?", "?"), |s| (&**s.name(), &**s.digest()));
-                let culprit = Culprit {
-                    pipeline: &shared.pipeline,
-                    plugin: name,
-                    digest,
-                };
-                tracing::debug!(offset = event.offset, plugin = name, %failure, "dead-lettering event");
-                shared.metrics.dead_letter(failure.kind.as_str());
-                let dl = DeadLetter::new(event, &failure, &culprit, attempts);
+            Err(failed) => {
+                let dl = dead_letter(chain, &shared.pipeline, event, &failed, attempts);
+                tracing::debug!(offset = event.offset, failure = %failed.failure, "dead-lettering event");
+                shared.metrics.dead_letter(failed.failure.kind.as_str());
                 shared
                     .sink
                     .send_dead_letter(ticket.another(), index, Arc::new(dl));
             }
         }
     }
+}
+
+/// What a batch became: one outcome and attempt count per event, in order.
+pub(crate) struct Processed {
+    pub outcomes: Vec<ChainOutcome>,
+    pub attempts: Vec<u32>,
+    /// How long the first pass through the chain took (retries wait out
+    /// backoffs, which are not the plugins' time).
+    pub first_pass: Duration,
+}
+
+/// Runs `events` through the chain as a worker of `config` does: retries
+/// what may pass, then fails events whose outputs go to topics the
+/// pipeline does not allow. `sluice dlq redrive` runs dead letters through
+/// this too, so a redriven event is judged by the same rules.
+pub(crate) fn process<S: Step>(
+    chain: &mut Chain<S>,
+    events: &[Event],
+    config: &PipelineConfig,
+) -> Processed {
+    let started = Instant::now();
+    let mut outcomes = chain.process(events);
+    let first_pass = started.elapsed();
+    let attempts = retry(chain, events, &mut outcomes, &config.retry);
+    for outcome in outcomes.iter_mut() {
+        reject_disallowed(outcome, chain.len(), config);
+    }
+    Processed {
+        outcomes,
+        attempts,
+        first_pass,
+    }
+}
+
+/// Who made a chain's outputs: its last step; `None` for an empty chain.
+pub(crate) fn origin<S: Step>(chain: &Chain<S>, pipeline: &Arc<str>) -> Option<Origin> {
+    let last = chain.last()?;
+    Some(Origin {
+        pipeline: pipeline.clone(),
+        plugin: last.name().clone(),
+        digest: last.digest().clone(),
+    })
+}
+
+/// The record of `output`, made from `event`: the pipeline's output topic
+/// unless it names one, the event's key and headers unless it sets its
+/// own, the event's timestamp; `stamp` adds the origin headers, `extra`
+/// one more header after them.
+pub(crate) fn output_record<'a>(
+    event: &'a Event,
+    output: &'a Output,
+    config: &'a PipelineConfig,
+    stamp: Option<&Origin>,
+    extra: Option<(&str, &[u8])>,
+) -> RecordRef<'a> {
+    let topic = output.topic.as_deref().unwrap_or(&config.output);
+    let headers = output.headers.as_ref().unwrap_or(&event.headers);
+    RecordRef {
+        key: output.key.as_deref().or(event.key.as_deref()),
+        value: output.value.as_deref(),
+        headers: output_headers(headers, stamp, extra),
+        timestamp_ms: event.timestamp_ms,
+        ..RecordRef::to(topic)
+    }
+}
+
+/// The dead letter of `event`, which failed at a step of `chain` after
+/// `attempts` attempts.
+pub(crate) fn dead_letter<S: Step>(
+    chain: &Chain<S>,
+    pipeline: &str,
+    event: &Event,
+    failed: &StepFailure,
+    attempts: u32,
+) -> DeadLetter {
+    let (plugin, digest) = chain
+        .step(failed.step)
+        .map_or(("?", "?"), |s| (&**s.name(), &**s.digest()));
+    let culprit = Culprit {
+        pipeline,
+        plugin,
+        digest,
+    };
+    DeadLetter::new(event, &failed.failure, &culprit, attempts)
 }
 
 /// Retries events that failed as `retryable` until they succeed, fail
@@ -213,7 +276,11 @@ fn reject_disallowed(outcome: &mut ChainOutcome, steps: usize, config: &Pipeline
 /// The headers of an output record: the plugin's (or inherited) headers
 /// without stale Sluice origin headers, then which plugin version made it
 /// (unless the pipeline leaves that out).
-fn output_headers(headers: &[(String, Vec<u8>)], origin: Option<&Origin>) -> Option<OwnedHeaders> {
+fn output_headers(
+    headers: &[(String, Vec<u8>)],
+    origin: Option<&Origin>,
+    extra: Option<(&str, &[u8])>,
+) -> Option<OwnedHeaders> {
     let origin = origin.map(|o| {
         [
             (headers::PLUGIN, o.plugin.as_bytes()),
@@ -224,13 +291,12 @@ fn output_headers(headers: &[(String, Vec<u8>)], origin: Option<&Origin>) -> Opt
         .iter()
         .filter(|(key, _)| !headers::ORIGIN.contains(&key.as_str()))
         .map(|(key, value)| (key.as_str(), value.as_slice()));
-    owned_headers(kept.chain(origin.into_iter().flatten()))
+    owned_headers(kept.chain(origin.into_iter().flatten()).chain(extra))
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
-    use std::time::Duration;
 
     use rdkafka::message::Headers;
 
@@ -313,7 +379,7 @@ mod tests {
         config
     }
 
-    fn to_topic(topic: Option<&str>) -> crate::plugin::Output {
+    fn to_topic(topic: Option<&str>) -> Output {
         let mut o = output("x");
         o.topic = topic.map(str::to_owned);
         o
@@ -368,7 +434,7 @@ mod tests {
         };
         let s = |a: &str, b: &str| (a.to_owned(), b.to_owned());
         assert_eq!(
-            pairs(output_headers(&inherited, Some(&origin))),
+            pairs(output_headers(&inherited, Some(&origin), None)),
             [
                 s("trace", "t1"),
                 s(headers::PLUGIN, "enrich"),
@@ -376,7 +442,13 @@ mod tests {
             ]
         );
         // Without origin headers, stale ones are dropped too.
-        assert_eq!(pairs(output_headers(&inherited, None)), [s("trace", "t1")]);
-        assert!(output_headers(&[], None).is_none(), "no empty header list");
+        assert_eq!(
+            pairs(output_headers(&inherited, None, None)),
+            [s("trace", "t1")]
+        );
+        assert!(
+            output_headers(&[], None, None).is_none(),
+            "no empty header list"
+        );
     }
 }

@@ -1,4 +1,14 @@
-//! The dead-letter envelope: what a failed event becomes on the DLQ topic.
+//! Dead letters: the envelope a failed event becomes on the DLQ topic
+//! (here), and reading them back to investigate and redrive them.
+//!
+//! - [`record`]: a DLQ record taken apart again: the original event and the
+//!   context of its failure, or a foreign record Sluice did not write;
+//! - [`select`]: which dead letters a command is about (`--kind`,
+//!   `--plugin`, `--since TIME`) and how they are shown;
+//! - [`read`]: reading a DLQ topic to its end without joining a group;
+//! - [`list`]: `sluice dlq list`;
+//! - [`redrive`]: `sluice dlq redrive`, running dead letters through the
+//!   pipeline's current chain again.
 //!
 //! The record keeps the original key, value, headers and timestamp, so it
 //! can be replayed as it was, and adds context headers (all UTF-8 text):
@@ -16,15 +26,104 @@
 //! | `sluice.source.timestamp` | its timestamp in ms since the epoch, when it had one |
 //! | `sluice.attempts` | how many times the event was processed (decimal) |
 //! | `sluice.failed.at` | when it was dead-lettered, ms since the epoch |
+//! | `sluice.redriven.from` | only when a redrive failed it again: the dead letter it came from |
 //!
-//! Original headers come first, in their order, then the `sluice.*` ones.
-//! Headers a previous pass through Sluice added are kept, so the history of
-//! a replayed event stays readable.
+//! Original headers come first, in their order, then the `sluice.*` ones,
+//! starting with `sluice.error.kind`: the last `sluice.error.kind` of a
+//! record is where its context begins. Headers a previous pass through
+//! Sluice added are kept, so the history of a replayed event stays
+//! readable.
+
+pub mod list;
+pub mod read;
+pub mod record;
+pub mod redrive;
+pub mod select;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::path::PathBuf;
+
+use rdkafka::error::KafkaError;
+
+use crate::config::{Brokers, Config, PipelineConfig};
 use crate::headers as header;
+use crate::kafka::writer::{RecordRef, WriteError, owned_headers};
+use crate::pipeline::PipelineError;
 use crate::plugin::{Event, Failure};
+
+pub use list::{ListOptions, ListSummary, list};
+pub use record::{Context, DeadLetterRecord, DlqPosition, DlqRecord};
+pub use redrive::{Disposition, RecordOutcome, RedriveOptions, RedriveSummary, redrive};
+pub use select::{SelectError, Selection};
+
+/// The consumer group whose committed offsets on a pipeline's DLQ topic
+/// say how far `sluice dlq redrive` has been.
+pub fn redrive_group(pipeline: &str) -> String {
+    format!("sluice-redrive-{pipeline}")
+}
+
+/// Why a DLQ command could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum DlqError {
+    #[error("{}: no pipeline `{pipeline}` (its pipelines: {known})", path.display())]
+    UnknownPipeline {
+        pipeline: String,
+        path: PathBuf,
+        known: String,
+    },
+    #[error(
+        "{}: `kafka.brokers` is \"embedded\", a broker inside the `sluice run` process, \
+         whose topics no other process can read; point `kafka.brokers` at a cluster",
+        path.display()
+    )]
+    Embedded { path: PathBuf },
+    #[error("the DLQ topic `{topic}` of pipeline `{pipeline}` does not exist ({reason})")]
+    NoTopic {
+        topic: String,
+        pipeline: String,
+        reason: String,
+    },
+    #[error("cannot create a Kafka client: {0}")]
+    Client(#[source] KafkaError),
+    #[error("cannot read DLQ topic `{topic}`: {source}")]
+    Read { topic: String, source: KafkaError },
+    #[error("cannot load the plugins: {0}")]
+    Plugins(String),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("cannot queue a redriven record: {0}")]
+    Send(#[source] KafkaError),
+    #[error("redriven records were not all written: {0}")]
+    Write(#[from] WriteError),
+    #[error("cannot commit the redrive's progress for group `{group}`: {source}")]
+    Commit { group: String, source: KafkaError },
+}
+
+/// Pipeline `name` of `config`, and the brokers its DLQ is read from.
+pub(crate) fn pipeline_of<'a>(
+    config: &'a Config,
+    name: &str,
+) -> Result<(&'a PipelineConfig, &'a str), DlqError> {
+    let pipeline = config
+        .pipeline(name)
+        .ok_or_else(|| DlqError::UnknownPipeline {
+            pipeline: name.to_owned(),
+            path: config.path.clone(),
+            known: config
+                .pipelines
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    match &config.kafka.brokers {
+        Brokers::List(brokers) => Ok((pipeline, brokers)),
+        Brokers::Embedded => Err(DlqError::Embedded {
+            path: config.path.clone(),
+        }),
+    }
+}
 
 /// Who failed an event, for the envelope.
 #[derive(Debug, Clone)]
@@ -70,6 +169,17 @@ impl DeadLetter {
             value: event.value.clone(),
             headers,
             timestamp_ms: event.timestamp_ms,
+        }
+    }
+
+    /// The record to write to the DLQ `topic`; it borrows from `self`.
+    pub fn record<'a>(&'a self, topic: &'a str) -> RecordRef<'a> {
+        RecordRef {
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            headers: owned_headers(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice()))),
+            timestamp_ms: self.timestamp_ms,
+            ..RecordRef::to(topic)
         }
     }
 }

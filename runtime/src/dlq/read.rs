@@ -1,0 +1,194 @@
+//! Reading a pipeline's DLQ topic to its end without joining a consumer
+//! group: every partition assigned, from the beginning or from a group's
+//! committed offsets, with the pipeline's own client configuration.
+//!
+//! Where a partition ends: Kafka's high watermark says it, but tansu's
+//! (and other young brokers') is wrong, so a partition is at its end when
+//! - the client reports partition EOF after at least one record of the
+//!   partition was read (an EOF before any record is not trusted: on tansu
+//!   it can come from a wrong watermark in the middle of a batch), or
+//! - nothing arrived from any unfinished partition for the idle time, or
+//! - the reader was told to stop it ([`DlqReader::stop`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::DlqError;
+use crate::config::{Config, PipelineConfig};
+use crate::kafka::reader::{ReadError, partition_count};
+use crate::kafka::{self, event_of};
+use crate::plugin::Event;
+
+/// How long a partition may stay quiet before it counts as read to its end.
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(2);
+
+/// How long the DLQ topic may take to show up in the metadata.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the broker may take to answer about offsets.
+const OFFSETS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where reading starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At the beginning of every partition.
+    Beginning,
+    /// At the group's committed offsets (the beginning where there is none).
+    Committed,
+}
+
+/// A reader of one DLQ topic.
+pub struct DlqReader {
+    consumer: BaseConsumer,
+    topic: String,
+    group: String,
+    idle: Duration,
+    /// Partitions not at their end yet.
+    open: BTreeSet<i32>,
+    /// Partitions at least one record was read from.
+    read_from: BTreeSet<i32>,
+    /// The offset after the last record handed out, or of the record a
+    /// partition was stopped at: what a commit stores.
+    next: BTreeMap<i32, i64>,
+    last_record: Instant,
+}
+
+impl DlqReader {
+    /// Assigns every partition of `pipeline`'s DLQ topic. `group` is the
+    /// group whose offsets [`Start::Committed`] and [`DlqReader::commit`]
+    /// use; the reader never joins it.
+    pub fn open(
+        config: &Config,
+        pipeline: &PipelineConfig,
+        brokers: &str,
+        group: &str,
+        start: Start,
+        idle: Duration,
+    ) -> Result<DlqReader, DlqError> {
+        let topic = pipeline.dlq.clone();
+        let mut client = kafka::consumer_config(&config.kafka, brokers, group);
+        client
+            // Commits are explicit, after the broker acknowledged the work.
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            // A committed offset below the log start: what is left is all.
+            .set("auto.offset.reset", "earliest");
+        let consumer: BaseConsumer = client.create().map_err(DlqError::Client)?;
+        let partitions =
+            partition_count(&consumer, &topic, METADATA_TIMEOUT).map_err(|e| match e {
+                ReadError::NoSuchTopic { reason, .. } => DlqError::NoTopic {
+                    topic: topic.clone(),
+                    pipeline: pipeline.name.clone(),
+                    reason,
+                },
+                other => DlqError::NoTopic {
+                    topic: topic.clone(),
+                    pipeline: pipeline.name.clone(),
+                    reason: other.to_string(),
+                },
+            })?;
+        let read_error = |source| DlqError::Read {
+            topic: topic.clone(),
+            source,
+        };
+        let mut tpl = TopicPartitionList::new();
+        for partition in 0..partitions {
+            tpl.add_partition(&topic, partition);
+        }
+        if start == Start::Committed {
+            tpl = consumer
+                .committed_offsets(tpl, OFFSETS_TIMEOUT)
+                .map_err(read_error)?;
+        }
+        let mut next = BTreeMap::new();
+        for element in tpl.elements() {
+            if let Offset::Offset(offset) = element.offset() {
+                next.insert(element.partition(), offset);
+            }
+        }
+        for partition in 0..partitions {
+            let offset = next
+                .get(&partition)
+                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            tpl.set_partition_offset(&topic, partition, offset)
+                .map_err(read_error)?;
+        }
+        consumer.assign(&tpl).map_err(read_error)?;
+        Ok(DlqReader {
+            consumer,
+            group: group.to_owned(),
+            idle,
+            open: (0..partitions).collect(),
+            read_from: BTreeSet::new(),
+            next,
+            last_record: Instant::now(),
+            topic,
+        })
+    }
+
+    /// The next record, `None` once every partition is at its end.
+    pub fn next_record(&mut self) -> Result<Option<Event>, DlqError> {
+        while !self.open.is_empty() && self.last_record.elapsed() < self.idle {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Err(KafkaError::PartitionEOF(partition)))
+                    if self.read_from.contains(&partition) =>
+                {
+                    self.open.remove(&partition);
+                }
+                // An EOF before any record is not trusted (module docs).
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => {
+                    // librdkafka retries what it can; the idle time ends
+                    // a read whose broker is gone.
+                    tracing::warn!(topic = self.topic, error = %e, "reading the DLQ topic");
+                }
+                Some(Ok(message)) => {
+                    let event = event_of(&message);
+                    if !self.open.contains(&event.partition) {
+                        // Fetched before the partition was stopped.
+                        continue;
+                    }
+                    self.last_record = Instant::now();
+                    self.read_from.insert(event.partition);
+                    self.next.insert(event.partition, event.offset + 1);
+                    return Ok(Some(event));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Ends `partition` at `offset` (not read): a commit stores `offset`,
+    /// so the record there is read again next time.
+    pub fn stop(&mut self, partition: i32, offset: i64) {
+        self.open.remove(&partition);
+        self.next.insert(partition, offset);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.topic, partition);
+        // Only saves fetching what would be skipped anyway.
+        let _ = self.consumer.pause(&tpl);
+    }
+
+    /// Commits, for the group, the position of every partition read so far:
+    /// everything before it is done.
+    pub fn commit(&self) -> Result<(), DlqError> {
+        let mut tpl = TopicPartitionList::new();
+        for (partition, offset) in &self.next {
+            let _ = tpl.add_partition_offset(&self.topic, *partition, Offset::Offset(*offset));
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        self.consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|source| DlqError::Commit {
+                group: self.group.clone(),
+                source,
+            })
+    }
+}
