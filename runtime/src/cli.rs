@@ -69,11 +69,21 @@ enum Command {
         /// periodically and on SIGHUP.
         #[arg(long)]
         no_watch: bool,
-        /// Serve Prometheus metrics at `/metrics`, liveness at `/healthz`,
-        /// readiness at `/readyz` and what runs at `/api/status` on this
-        /// address (e.g. 127.0.0.1:9464).
+        /// Serve the status page at `/`, its JSON API under `/api/`,
+        /// Prometheus metrics at `/metrics`, liveness at `/healthz` and
+        /// readiness at `/readyz` on this address (e.g. 127.0.0.1:9464).
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        /// The bearer token that allows changes through `--http` (redrive);
+        /// without it the endpoint is read-only. Prefer the environment
+        /// variable: arguments show in `ps`.
+        #[arg(
+            long,
+            env = "SLUICE_HTTP_TOKEN",
+            hide_env_values = true,
+            requires = "http"
+        )]
+        http_token: Option<String>,
     },
     /// The tutorial scenario: produce orders (plus malformed ones) to the
     /// first pipeline's input, process them, show what landed where.
@@ -248,12 +258,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             poll_interval_secs,
             no_watch,
             http,
+            http_token,
         } => {
             let options = reload::WatchOptions {
                 poll_interval: (poll_interval_secs > 0.0)
                     .then(|| Duration::from_secs_f64(poll_interval_secs)),
                 events: !no_watch,
                 ..reload::WatchOptions::default()
+            };
+            let http = match http {
+                Some(addr) => {
+                    let token = http_token
+                        .as_deref()
+                        .map(crate::http::Token::new)
+                        .transpose()
+                        .context("--http-token / SLUICE_HTTP_TOKEN")?;
+                    let options = crate::http::HttpOptions {
+                        token,
+                        ..crate::http::HttpOptions::default()
+                    };
+                    Some((addr, options))
+                }
+                None => None,
             };
             run_command(&config, &options, http)
         }
@@ -303,7 +329,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn run_command(
     path: &std::path::Path,
     watch: &reload::WatchOptions,
-    http: Option<std::net::SocketAddr>,
+    http: Option<(std::net::SocketAddr, crate::http::HttpOptions)>,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -315,9 +341,10 @@ fn run_command(
     // Served once the pipelines run, so a healthy answer means running.
     let stop_http = tokio_util::sync::CancellationToken::new();
     let http_task = match http {
-        Some(addr) => Some(runtime.block_on(crate::http::serve(
+        Some((addr, options)) => Some(runtime.block_on(crate::http::serve(
             addr,
             supervisor.status().clone(),
+            options,
             stop_http.clone(),
         ))?),
         None => None,
@@ -337,8 +364,8 @@ fn run_command(
     supervisor.stop();
     drop(supervisor);
     stop_http.cancel();
-    if let Some(task) = http_task {
-        let _ = runtime.block_on(task);
+    if let Some(serving) = http_task {
+        let _ = runtime.block_on(serving.task);
     }
     Ok(ExitCode::SUCCESS)
 }

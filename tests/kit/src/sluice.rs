@@ -227,6 +227,8 @@ fn spawn(args: impl IntoIterator<Item = impl AsRef<OsStr>>, stdout: &Path, stder
         // embedded one without this.
         .env_remove("KAFKA_BROKERS")
         .env_remove("SLUICE_LOG_FORMAT")
+        // Tests that want a token pass `--http-token`.
+        .env_remove("SLUICE_HTTP_TOKEN")
         .stdin(Stdio::null())
         .stdout(File::create(stdout).expect("create the stdout file"))
         .stderr(File::create(stderr).expect("create the stderr file"))
