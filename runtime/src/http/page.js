@@ -93,7 +93,8 @@ function deadLetterRows(deadLetters) {
       `${d.source.topic}/${d.source.partition} @ ${d.source.offset}`,
       preview(d.value),
       extra,
-      `${d.dlq.partition} @ ${d.dlq.offset} (${d.attempts} attempt${d.attempts === 1 ? "" : "s"})`,
+      d.attempts,
+      `${d.dlq.topic}/${d.dlq.partition} @ ${d.dlq.offset}`,
     ];
   });
 }
@@ -150,7 +151,7 @@ function pipelineCard(p, deadLetters, at) {
   card.appendChild(el("h3", null, "Latest dead letters"));
   card.appendChild(
     table(
-      ["Failed at", "Kind", "Plugin", "Reason", "Source", "Value", "Key and headers", "DLQ"],
+      ["Failed at", "Kind", "Plugin", "Reason", "Source", "Value", "Key and headers", "Attempts", "Written to"],
       deadLetterRows(deadLetters),
       p.state === "running" ? "none since it started" : "not running",
     ),
