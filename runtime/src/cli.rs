@@ -77,12 +77,7 @@ enum Command {
         /// The bearer token that allows changes through `--http` (redrive);
         /// without it the endpoint is read-only. Prefer the environment
         /// variable: arguments show in `ps`.
-        #[arg(
-            long,
-            env = "SLUICE_HTTP_TOKEN",
-            hide_env_values = true,
-            requires = "http"
-        )]
+        #[arg(long, env = "SLUICE_HTTP_TOKEN", hide_env_values = true)]
         http_token: Option<String>,
     },
     /// The tutorial scenario: produce orders (plus malformed ones) to the
