@@ -69,11 +69,16 @@ enum Command {
         /// periodically and on SIGHUP.
         #[arg(long)]
         no_watch: bool,
-        /// Serve Prometheus metrics at `/metrics`, liveness at `/healthz`,
-        /// readiness at `/readyz` and what runs at `/api/status` on this
-        /// address (e.g. 127.0.0.1:9464).
+        /// Serve the status page at `/`, its JSON API under `/api/`,
+        /// Prometheus metrics at `/metrics`, liveness at `/healthz` and
+        /// readiness at `/readyz` on this address (e.g. 127.0.0.1:9464).
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        /// The bearer token that allows changes through `--http` (redrive);
+        /// without it the endpoint is read-only. Prefer the environment
+        /// variable: arguments show in `ps`.
+        #[arg(long, env = "SLUICE_HTTP_TOKEN", hide_env_values = true)]
+        http_token: Option<String>,
     },
     /// The tutorial scenario: produce orders (plus malformed ones) to the
     /// first pipeline's input, process them, show what landed where.
@@ -312,12 +317,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             poll_interval_secs,
             no_watch,
             http,
+            http_token,
         } => {
             let options = reload::WatchOptions {
                 poll_interval: (poll_interval_secs > 0.0)
                     .then(|| Duration::from_secs_f64(poll_interval_secs)),
                 events: !no_watch,
                 ..reload::WatchOptions::default()
+            };
+            let http = match http {
+                Some(addr) => {
+                    let token = http_token
+                        .as_deref()
+                        .map(crate::http::Token::new)
+                        .transpose()
+                        .context("--http-token / SLUICE_HTTP_TOKEN")?;
+                    let options = crate::http::HttpOptions {
+                        token,
+                        ..crate::http::HttpOptions::default()
+                    };
+                    Some((addr, options))
+                }
+                None => None,
             };
             run_command(&config, &options, http)
         }
@@ -364,11 +385,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Most records a redrive through the HTTP API lists in its answer (the
+/// summary counts them all).
+const REDRIVE_RECORDS_SHOWN: usize = 1000;
+
+/// The redrive behind `POST /api/pipelines/{name}/redrive`: what `sluice
+/// dlq redrive` does, with the config file as it is now (its current
+/// chain), reaching an embedded broker at its address.
+fn redrive_hook(path: PathBuf, embedded: Option<String>) -> crate::http::RedriveHook {
+    std::sync::Arc::new(move |request: crate::http::RedriveRequest| {
+        let mut config = Config::load(&path).map_err(|e| e.to_string())?;
+        if let Some(bootstrap) = &embedded {
+            config.kafka.brokers = crate::config::Brokers::List(bootstrap.clone());
+        }
+        let options = dlq::RedriveOptions {
+            selection: dlq::Selection {
+                kind: request.kind,
+                plugin: request.plugin,
+                since_ms: request.since,
+            },
+            dry_run: request.dry_run,
+            ..dlq::RedriveOptions::default()
+        };
+        let mut records = Vec::new();
+        let summary = dlq::redrive(&config, &request.pipeline, &options, &mut |record| {
+            if records.len() < REDRIVE_RECORDS_SHOWN {
+                records.push(record.clone());
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(serde_json::json!({ "summary": summary, "records": records }))
+    })
+}
+
 /// `sluice run`: start everything, wait for a stop signal, drain.
 fn run_command(
     path: &std::path::Path,
     watch: &reload::WatchOptions,
-    http: Option<std::net::SocketAddr>,
+    http: Option<(std::net::SocketAddr, crate::http::HttpOptions)>,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -380,11 +434,16 @@ fn run_command(
     // Served once the pipelines run, so a healthy answer means running.
     let stop_http = tokio_util::sync::CancellationToken::new();
     let http_task = match http {
-        Some(addr) => Some(runtime.block_on(crate::http::serve(
-            addr,
-            supervisor.status().clone(),
-            stop_http.clone(),
-        ))?),
+        Some((addr, mut options)) => {
+            let embedded = supervisor.embedded().map(|k| k.bootstrap().to_owned());
+            options.redrive = Some(redrive_hook(path.to_owned(), embedded));
+            Some(runtime.block_on(crate::http::serve(
+                addr,
+                supervisor.status().clone(),
+                options,
+                stop_http.clone(),
+            ))?)
+        }
         None => None,
     };
     if let Some(kafka) = supervisor.embedded() {
@@ -402,8 +461,8 @@ fn run_command(
     supervisor.stop();
     drop(supervisor);
     stop_http.cancel();
-    if let Some(task) = http_task {
-        let _ = runtime.block_on(task);
+    if let Some(serving) = http_task {
+        let _ = runtime.block_on(serving.task);
     }
     Ok(ExitCode::SUCCESS)
 }

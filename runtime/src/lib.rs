@@ -30,9 +30,10 @@
 //!   applying plugin and config reloads.
 //! - [`reload`]: what triggers a reload (file events, periodic checks,
 //!   SIGHUP); [`shutdown`]: stop signals.
-//! - [`metrics`]: Prometheus metrics; [`status`]: what runs and the
-//!   reload history and the probes' answers; [`http`]: `/metrics`,
-//!   `/healthz`, `/readyz`, `/api/status`.
+//! - [`metrics`]: Prometheus metrics; [`status`]: what runs, the latest
+//!   dead letters, the reload history and the probes' answers; [`http`]:
+//!   the endpoint of `sluice run --http`: the status page, its JSON API
+//!   (redrive behind a token), `/metrics`, `/healthz`, `/readyz`.
 //! - [`demo`]: the tutorial scenario behind `sluice demo`.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
 //!

@@ -9,6 +9,7 @@
 //! Hot paths hold resolved handles: counting an event is one atomic add,
 //! and histograms are observed once per batch, never per event.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -139,6 +140,14 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
+}
+
+fn lag_labels(pipeline: &str, topic: &str, partition: i32) -> Labels {
+    labels(&[
+        ("pipeline", pipeline),
+        ("topic", topic),
+        ("partition", &partition.to_string()),
+    ])
 }
 
 impl Metrics {
@@ -296,12 +305,7 @@ impl Metrics {
     /// The consumer lag of an input partition of `pipeline`; `None` when
     /// it is no longer assigned (the series goes).
     pub fn consumer_lag(&self, pipeline: &str, topic: &str, partition: i32, lag: Option<i64>) {
-        let partition = partition.to_string();
-        let key = labels(&[
-            ("pipeline", pipeline),
-            ("topic", topic),
-            ("partition", &partition),
-        ]);
+        let key = lag_labels(pipeline, topic, partition);
         match lag {
             Some(lag) => {
                 self.lag.get_or_create(&key).set(lag);
@@ -310,6 +314,26 @@ impl Metrics {
                 self.lag.remove(&key);
             }
         }
+    }
+
+    /// The consumer lag of an input partition of `pipeline`, if the
+    /// statistics reported it since it was assigned.
+    pub fn consumer_lag_of(&self, pipeline: &str, topic: &str, partition: i32) -> Option<i64> {
+        self.lag
+            .get(&lag_labels(pipeline, topic, partition))
+            .map(|gauge| gauge.get())
+    }
+
+    /// `pipeline`'s dead letters so far, by failure kind (every kind).
+    pub fn dead_letters_by_kind(&self, pipeline: &str) -> BTreeMap<&'static str, u64> {
+        FailureKind::ALL
+            .iter()
+            .map(|kind| {
+                let key = labels(&[("pipeline", pipeline), ("kind", kind.as_str())]);
+                let count = self.dead_letters.get(&key).map_or(0, |c| c.get());
+                (kind.as_str(), count)
+            })
+            .collect()
     }
 
     /// The text exposition format.

@@ -239,6 +239,7 @@ impl PreparedPipeline {
                 &kafka::producer_config(kafka, brokers),
                 control.clone(),
                 config.dlq.clone(),
+                status.clone(),
             )
             .map_err(client_error("producer"))?,
         );

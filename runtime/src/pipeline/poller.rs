@@ -10,7 +10,6 @@ use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -26,6 +25,8 @@ use super::sink::Sink;
 use super::tracker::{Tp, Tracker};
 use crate::dlq::DeadLetter;
 use crate::kafka::event_of;
+use crate::metrics::PipelineMetrics;
+use crate::plugin::FailureKind;
 use crate::status::PipelineStatus;
 
 /// How long a consumer poll waits for the first event of a round when
@@ -63,8 +64,8 @@ pub(crate) struct Poller {
     pressure: Pressure,
     dlq_retries: Vec<DlqRetry>,
     status: Arc<PipelineStatus>,
-    /// `sluice_events_in_flight`, set once per round.
-    in_flight: Gauge,
+    /// Its `sluice_events_in_flight` is set once per round.
+    metrics: PipelineMetrics,
     cancel: CancellationToken,
 }
 
@@ -97,7 +98,7 @@ impl Poller {
             max_in_flight,
         } = parts;
         Poller {
-            in_flight: crate::metrics::global().pipeline(&name).in_flight,
+            metrics: crate::metrics::global().pipeline(&name),
             pressure: Pressure::new(dispatcher.batch_size(), max_in_flight),
             name,
             consumer,
@@ -135,7 +136,9 @@ impl Poller {
             self.retry_dead_letters();
             let load = Load::of(&self.assignment, &self.tracker, &self.dispatcher);
             self.pressure.resume_drained(&load, &self.consumer);
-            self.in_flight.set(self.tracker.events_in_flight() as i64);
+            self.metrics
+                .in_flight
+                .set(self.tracker.events_in_flight() as i64);
         }
         self.shutdown();
     }
@@ -267,6 +270,10 @@ impl Poller {
             } => {
                 let (tp, offset) = located(&ticket, index);
                 tracing::warn!(pipeline = %self.name, topic = &*tp.topic, partition = tp.partition, offset, "an output could not be written; dead-lettering its event");
+                // Workers count the dead letters they make; this one is
+                // made here.
+                self.metrics
+                    .dead_letter(FailureKind::ProduceFailed.as_str());
                 self.sink.send_dead_letter(ticket, index, dead_letter);
             }
             Control::DeadLetterFailed {

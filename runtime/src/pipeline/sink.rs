@@ -2,12 +2,15 @@
 //! the at-least-once bookkeeping. An output the broker refuses turns into a
 //! dead letter (`produce-failed`); a dead letter the broker refuses is
 //! retried until it lands, holding its partition's offsets back meanwhile.
+//! A dead letter that lands is recorded in the pipeline's status, with
+//! where it landed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
+use rdkafka::Message;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
@@ -16,6 +19,7 @@ use super::control::{Control, ControlTx};
 use crate::dlq::{Culprit, DeadLetter};
 use crate::kafka::writer::{RecordRef, send_waiting};
 use crate::plugin::{Failure, FailureKind};
+use crate::status::{Coordinates, PipelineStatus};
 
 /// Which plugin produced a record, for headers and dead letters.
 #[derive(Debug, Clone)]
@@ -44,6 +48,7 @@ pub(crate) enum Payload {
 /// Routes delivery reports to the pipeline's bookkeeping.
 pub(crate) struct SinkContext {
     control: ControlTx,
+    status: Arc<PipelineStatus>,
 }
 
 impl ClientContext for SinkContext {}
@@ -53,7 +58,17 @@ impl ProducerContext for SinkContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, delivery: Box<Delivery>) {
         match result {
-            Ok(_) => self.control.release(delivery.ticket),
+            Ok(message) => {
+                if let Payload::DeadLetter(dead_letter) = &delivery.payload {
+                    let dlq = Coordinates {
+                        topic: message.topic().to_owned(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                    };
+                    self.status.dead_lettered(dead_letter, dlq);
+                }
+                self.control.release(delivery.ticket)
+            }
             Err((error, _)) => {
                 if let Some(control) = failure_control(*delivery, error) {
                     self.control.send(control);
@@ -112,9 +127,11 @@ impl Sink {
         config: &ClientConfig,
         control: ControlTx,
         dlq_topic: String,
+        status: Arc<PipelineStatus>,
     ) -> Result<Self, KafkaError> {
         let producer = config.create_with_context(SinkContext {
             control: control.clone(),
+            status,
         })?;
         Ok(Sink {
             producer,

@@ -227,6 +227,8 @@ fn spawn(args: impl IntoIterator<Item = impl AsRef<OsStr>>, stdout: &Path, stder
         // embedded one without this.
         .env_remove("KAFKA_BROKERS")
         .env_remove("SLUICE_LOG_FORMAT")
+        // Tests that want a token pass `--http-token`.
+        .env_remove("SLUICE_HTTP_TOKEN")
         .stdin(Stdio::null())
         .stdout(File::create(stdout).expect("create the stdout file"))
         .stderr(File::create(stderr).expect("create the stderr file"))
@@ -311,16 +313,27 @@ impl SluiceProcess {
     /// `GET path` on its endpoint: the status code and the body, or `None`
     /// if it does not answer.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        let url = format!("http://{}{path}", self.http);
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
-        let mut response = agent.get(&url).call().ok()?;
+        let mut response = agent(Duration::from_secs(5))
+            .get(format!("http://{}{path}", self.http))
+            .call()
+            .ok()?;
         let code = response.status().as_u16();
         let body = response.body_mut().read_to_string().ok()?;
         Some((code, body))
+    }
+
+    /// `POST path` with a JSON `body` and, when given, `Authorization:
+    /// Bearer <token>`: the status code and the body.
+    pub fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let mut request = agent(TIMEOUT)
+            .post(format!("http://{}{path}", self.http))
+            .content_type("application/json");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.send(body).expect("an answer");
+        let code = response.status().as_u16();
+        (code, response.body_mut().read_to_string().expect("a body"))
     }
 
     /// Its `/api/status`, or `None` if it does not answer.
@@ -601,4 +614,13 @@ impl Status {
             .map(|all| all.iter().filter(|r| r["kind"] == kind).collect())
             .unwrap_or_default()
     }
+}
+
+/// An HTTP client that returns error statuses as answers.
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
 }

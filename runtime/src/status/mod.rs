@@ -1,15 +1,17 @@
-//! What is running, as `/api/status` shows it: every configured pipeline
-//! with its state, plugin versions and assigned partitions, and the recent
-//! reloads with their outcomes. Operators read it; tests wait on it instead
-//! of on log wording.
+//! What is running, as `/api/status` and the status page show it: every
+//! configured pipeline with its state, plugin versions, assigned partitions
+//! and their lag, counts of events and dead letters, its latest dead
+//! letters ([`dead_letters`]), and the recent reloads with their outcomes.
+//! Operators read it; tests wait on it instead of on log wording.
 //!
 //! It also answers the probes: [`Status::readiness`] (`/readyz`) and
 //! [`Status::liveness`] (`/healthz`).
 //!
-//! Everything here changes rarely (a start, a rebalance, a reload), so a
-//! mutex per piece is cheap; nothing on the per-event path touches it. The
-//! one exception, the poll thread's heartbeat, is an atomic store per poll
-//! round.
+//! Everything here changes rarely (a start, a rebalance, a reload, a dead
+//! letter), so a mutex per piece is cheap; nothing on the per-event success
+//! path touches it. The one exception, the poll thread's heartbeat, is an
+//! atomic store per poll round. Counts and lag are the metrics' own
+//! numbers, read when a view is made.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -19,7 +21,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::config::PipelineConfig;
+use crate::dlq::DeadLetter;
 use crate::metrics::{PipelineMetrics, PipelineState};
+
+mod dead_letters;
+
+pub use dead_letters::{
+    Coordinates, DEAD_LETTER_HISTORY, DeadLetterRing, HeaderPreview, PREVIEW_CHARS, Preview,
+    RecentDeadLetter,
+};
 
 /// How many reloads the history keeps.
 const RELOAD_HISTORY: usize = 64;
@@ -75,6 +85,7 @@ pub struct PipelineStatus {
     rebalancing_since_ms: AtomicI64,
     /// Cleared when its poll thread ends, even by a panic.
     polling: AtomicBool,
+    dead_letters: DeadLetterRing,
     metrics: PipelineMetrics,
 }
 
@@ -94,6 +105,7 @@ impl PipelineStatus {
             heartbeat_ms: AtomicI64::new(now),
             rebalancing_since_ms: AtomicI64::new(0),
             polling: AtomicBool::new(true),
+            dead_letters: DeadLetterRing::default(),
         }
     }
 
@@ -158,6 +170,17 @@ impl PipelineStatus {
         );
     }
 
+    /// The broker acknowledged `dead_letter` at `dlq`.
+    pub fn dead_lettered(&self, dead_letter: &DeadLetter, dlq: Coordinates) {
+        self.dead_letters
+            .push(RecentDeadLetter::of(dead_letter, dlq));
+    }
+
+    /// Its latest dead letters since it started, newest first.
+    pub fn dead_letters(&self) -> Vec<RecentDeadLetter> {
+        self.dead_letters.latest()
+    }
+
     /// When it started its run, in ms since the epoch.
     pub fn started_at_ms(&self) -> i64 {
         self.started_at_ms
@@ -184,6 +207,15 @@ impl PipelineStatus {
 
     /// What `/api/status` shows of it.
     pub fn view(&self) -> PipelineView {
+        let metrics = crate::metrics::global();
+        let assigned: Vec<Partition> = lock(&self.assigned)
+            .iter()
+            .map(|(topic, partition)| Partition {
+                topic: topic.clone(),
+                partition: *partition,
+            })
+            .collect();
+        let dead_letters_by_kind = metrics.dead_letters_by_kind(self.name());
         PipelineView {
             name: self.config.name.clone(),
             state: "running",
@@ -203,17 +235,21 @@ impl PipelineStatus {
                     ..p.clone()
                 })
                 .collect(),
-            assigned: lock(&self.assigned)
+            lag: assigned
                 .iter()
-                .map(|(topic, partition)| Partition {
-                    topic: topic.clone(),
-                    partition: *partition,
+                .map(|p| PartitionLag {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    lag: metrics.consumer_lag_of(self.name(), &p.topic, p.partition),
                 })
                 .collect(),
+            assigned,
             revocations: self.revocations.load(Ordering::Relaxed),
             joined: self.joined.load(Ordering::Relaxed),
             events: self.metrics.events.get(),
             outputs: self.metrics.outputs.get(),
+            dead_letters: dead_letters_by_kind.values().sum(),
+            dead_letters_by_kind,
             restarts: self.metrics.restarts.get(),
         }
     }
@@ -368,6 +404,11 @@ impl Status {
         lock(&self.running).get(name).cloned()
     }
 
+    /// Whether pipeline `name` is configured (running or failed).
+    pub fn is_configured(&self, name: &str) -> bool {
+        lock(&self.running).contains_key(name) || lock(&self.failed).contains_key(name)
+    }
+
     /// Records a reload (the oldest are forgotten).
     pub fn reloaded(&self, reload: Reload) {
         let mut reloads = lock(&self.reloads);
@@ -382,6 +423,7 @@ impl Status {
         let mut pipelines: Vec<PipelineView> =
             lock(&self.running).values().map(|p| p.view()).collect();
         pipelines.extend(lock(&self.failed).values().map(|(config, error)| {
+            let dead_letters_by_kind = crate::metrics::global().dead_letters_by_kind(&config.name);
             PipelineView {
                 name: config.name.clone(),
                 state: "failed",
@@ -393,10 +435,13 @@ impl Status {
                 started_at_ms: None,
                 plugins: Vec::new(),
                 assigned: Vec::new(),
+                lag: Vec::new(),
                 revocations: 0,
                 joined: false,
                 events: 0,
                 outputs: 0,
+                dead_letters: dead_letters_by_kind.values().sum(),
+                dead_letters_by_kind,
                 restarts: crate::metrics::global()
                     .pipeline(&config.name)
                     .restarts
@@ -443,6 +488,9 @@ pub struct PipelineView {
     pub plugins: Vec<PluginVersion>,
     /// The partitions this process owns now.
     pub assigned: Vec<Partition>,
+    /// The consumer lag of each of them, once librdkafka's statistics
+    /// reported it.
+    pub lag: Vec<PartitionLag>,
     /// How many partitions rebalances took away since it started.
     pub revocations: u64,
     /// Whether it has joined its consumer group (had its first assignment).
@@ -450,6 +498,10 @@ pub struct PipelineView {
     /// Events processed and outputs written (since the process started).
     pub events: u64,
     pub outputs: u64,
+    /// Dead letters since the process started, and by failure kind (every
+    /// kind, 0 included): `sluice_dead_letters_total`.
+    pub dead_letters: u64,
+    pub dead_letters_by_kind: BTreeMap<&'static str, u64>,
     /// Times it was started again after it died or failed to start.
     pub restarts: u64,
 }
@@ -459,6 +511,15 @@ pub struct PipelineView {
 pub struct Partition {
     pub topic: String,
     pub partition: i32,
+}
+
+/// The consumer lag of an assigned partition: `sluice_consumer_lag`.
+#[derive(Debug, Serialize)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    /// `None` until librdkafka's statistics reported it.
+    pub lag: Option<i64>,
 }
 
 #[cfg(test)]
