@@ -192,3 +192,81 @@ impl DlqReader {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::kafka::embedded::EmbeddedKafka;
+    use crate::kafka::{RecordRef, Writer};
+
+    /// On a broker whose high watermarks are right (the mock cluster), a
+    /// read ends at every partition's end by the end-of-partition reports,
+    /// not by the idle time; a commit, read back, starts where it stopped.
+    #[test]
+    fn every_partition_ends_at_its_end_and_a_commit_is_where_the_next_read_starts() {
+        let kafka = EmbeddedKafka::start().expect("the mock cluster");
+        kafka.create_topic("r-dlq", 2).expect("the DLQ topic");
+        let text = format!(
+            "[kafka]\nbrokers = \"{}\"\n[plugins]\ndir = \"plugins\"\n[[pipeline]]\n\
+             name = \"r\"\ninputs = [\"r-in\"]\nplugin = \"passthrough\"\n\
+             output = \"r-out\"\ndlq = \"r-dlq\"\n",
+            kafka.bootstrap()
+        );
+        let config = Config::parse(&text, Path::new("r.toml")).expect("a valid file");
+        let pipeline = &config.pipelines[0];
+        let mut writer = Writer::to(kafka.bootstrap(), &[]).expect("a producer");
+        for (partition, n) in [(0, 3), (1, 2)] {
+            for _ in 0..n {
+                let record = RecordRef {
+                    partition: Some(partition),
+                    value: Some(b"x"),
+                    ..RecordRef::to("r-dlq")
+                };
+                writer.send(record).expect("queued");
+            }
+        }
+        writer.flush(Duration::from_secs(10)).expect("written");
+
+        let idle = Duration::from_secs(60);
+        let started = Instant::now();
+        let open = |start| {
+            DlqReader::open(&config, pipeline, kafka.bootstrap(), "g", start, idle)
+                .expect("the reader")
+        };
+        let mut reader = open(Start::Beginning);
+        let mut seen = Vec::new();
+        while let Some(event) = reader.next_record().expect("a read") {
+            if (event.partition, event.offset) == (1, 1) {
+                // As a redrive stops at a record: the commit keeps it.
+                reader.stop(1, 1);
+                continue;
+            }
+            seen.push((event.partition, event.offset));
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, [(0, 0), (0, 1), (0, 2), (1, 0)]);
+        assert!(
+            started.elapsed() < idle / 2,
+            "ended by the end-of-partition reports, not the idle time"
+        );
+        reader.commit().expect("committed");
+
+        let mut again = DlqReader::open(
+            &config,
+            pipeline,
+            kafka.bootstrap(),
+            "g",
+            Start::Committed,
+            Duration::from_secs(2),
+        )
+        .expect("the reader");
+        let next = again
+            .next_record()
+            .expect("a read")
+            .map(|e| (e.partition, e.offset));
+        assert_eq!(next, Some((1, 1)), "the record the first read stopped at");
+        assert!(again.next_record().expect("a read").is_none());
+    }
+}
