@@ -327,8 +327,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let http = match http {
                 Some(addr) => {
+                    // Empty is unset, the safe side (read-only): a compose
+                    // file passes `${SLUICE_HTTP_TOKEN:-}` through as "".
                     let token = http_token
                         .as_deref()
+                        .filter(|token| !token.is_empty())
                         .map(crate::http::Token::new)
                         .transpose()
                         .context("--http-token / SLUICE_HTTP_TOKEN")?;

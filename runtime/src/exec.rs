@@ -55,10 +55,10 @@ pub enum ExecError {
         line: usize,
         message: String,
     },
-    #[error("{source_name}: cannot read: {source}")]
+    #[error("{source_name}: cannot read: {error}")]
     Read {
         source_name: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot write output: {0}")]
     Write(std::io::Error),
@@ -129,7 +129,7 @@ pub fn run(
         let number = number + 1;
         let line = line.map_err(|source| ExecError::Read {
             source_name: source_name.to_owned(),
-            source,
+            error: source,
         })?;
         if line.trim().is_empty() {
             continue;

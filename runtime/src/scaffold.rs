@@ -46,10 +46,10 @@ pub enum ScaffoldError {
         checkout: PathBuf,
         sdk: &'static str,
     },
-    #[error("cannot write {}: {source}", .path.display())]
+    #[error("cannot write {}: {error}", .path.display())]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -173,7 +173,7 @@ pub fn create(new: &NewPlugin) -> Result<(PathBuf, Vec<String>), ScaffoldError> 
     // Absolute, so the project may be moved within this machine.
     let sdk = std::path::absolute(&sdk).map_err(|source| ScaffoldError::Write {
         path: sdk.clone(),
-        source,
+        error: source,
     })?;
     let project = new.dir.join(&new.name);
     let occupied = std::fs::read_dir(&project).is_ok_and(|mut entries| entries.next().is_some());
@@ -192,8 +192,10 @@ pub fn create(new: &NewPlugin) -> Result<(PathBuf, Vec<String>), ScaffoldError> 
     for file in new.lang.template() {
         let relative = fill(file.path);
         let path = project.join(&relative);
-        write_new(&path, fill(file.text).as_bytes())
-            .map_err(|source| ScaffoldError::Write { path, source })?;
+        write_new(&path, fill(file.text).as_bytes()).map_err(|source| ScaffoldError::Write {
+            path,
+            error: source,
+        })?;
         written.push(relative);
     }
     Ok((project, written))

@@ -316,7 +316,7 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.to_owned(),
-            source,
+            error: source,
         })?;
         Config::parse(&text, path)
     }

@@ -86,8 +86,8 @@ pub enum DlqError {
     },
     #[error("cannot create a Kafka client: {0}")]
     Client(#[source] KafkaError),
-    #[error("cannot read DLQ topic `{topic}`: {source}")]
-    Read { topic: String, source: KafkaError },
+    #[error("cannot read DLQ topic `{topic}`: {error}")]
+    Read { topic: String, error: KafkaError },
     #[error("cannot load the plugins: {0}")]
     Plugins(String),
     #[error(transparent)]
@@ -96,8 +96,8 @@ pub enum DlqError {
     Send(#[source] KafkaError),
     #[error("redriven records were not all written: {0}")]
     Write(#[from] WriteError),
-    #[error("cannot commit the redrive's progress for group `{group}`: {source}")]
-    Commit { group: String, source: KafkaError },
+    #[error("cannot commit the redrive's progress for group `{group}`: {error}")]
+    Commit { group: String, error: KafkaError },
 }
 
 /// Pipeline `name` of `config`, and the brokers its DLQ is read from.

@@ -93,7 +93,7 @@ impl DlqReader {
             })?;
         let read_error = |source| DlqError::Read {
             topic: topic.clone(),
-            source,
+            error: source,
         };
         let mut tpl = TopicPartitionList::new();
         for partition in 0..partitions {
@@ -188,7 +188,7 @@ impl DlqReader {
             .commit(&tpl, CommitMode::Sync)
             .map_err(|source| DlqError::Commit {
                 group: self.group.clone(),
-                source,
+                error: source,
             })
     }
 }

@@ -46,10 +46,10 @@ pub enum ReadError {
         waited: Duration,
         reason: String,
     },
-    #[error("cannot assign the partitions of {topics:?}: {source}")]
+    #[error("cannot assign the partitions of {topics:?}: {error}")]
     Assign {
         topics: Vec<String>,
-        source: KafkaError,
+        error: KafkaError,
     },
 }
 
@@ -81,7 +81,7 @@ impl TopicReader {
         }
         consumer.assign(&tpl).map_err(|source| ReadError::Assign {
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
-            source,
+            error: source,
         })?;
         Ok(TopicReader { consumer })
     }

@@ -43,7 +43,7 @@ impl CompiledPlugin {
         let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
             name: name.to_owned(),
             path: path.to_owned(),
-            source,
+            error: source,
         })?;
         Self::from_bytes(engine, name, path, &bytes)
     }

@@ -41,11 +41,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     /// The file could not be read.
-    #[error("plugin {name}: cannot read {path}: {source}")]
+    #[error("plugin {name}: cannot read {path}: {error}")]
     Read {
         name: String,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not a WebAssembly component wasmtime can compile.
     #[error("plugin {name}: {path} is not a valid WebAssembly component: {message}")]
