@@ -10,7 +10,6 @@
 //!     cargo test --release -p sluice --test dlq
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -61,6 +60,13 @@ fn ok(scene: &Scene, args: &[&str]) -> String {
     let out = cli(scene, args);
     assert!(out.status.success(), "sluice {args:?}: {}", out.text());
     out.stdout
+}
+
+/// `sluice dlq COMMAND FILE --pipeline orders MORE...`, which must succeed.
+fn sluice_dlq(scene: &Scene, command: &str, file: &str, more: &[&str]) -> String {
+    let mut args = vec!["dlq", command, file, "--pipeline", "orders"];
+    args.extend_from_slice(more);
+    ok(scene, &args)
 }
 
 fn fails(scene: &Scene, args: &[&str]) -> String {
@@ -125,7 +131,7 @@ fn dead_letters_are_listed_redriven_once_and_fail_again_with_one_more_attempt() 
     run.stop();
 
     // list: five invalids by order-enrich, pointing at the source records.
-    let listed = ok(&scene, &["dlq", "list", path, "--pipeline", "orders"]);
+    let listed = sluice_dlq(&scene, "list", path, &[]);
     let lines: Vec<&str> = listed.lines().collect();
     assert_eq!(lines.len(), 5 + 3, "{listed}");
     let mut sources: Vec<(i32, i64)> = Vec::new();
@@ -153,51 +159,20 @@ fn dead_letters_are_listed_redriven_once_and_fail_again_with_one_more_attempt() 
         ),
         "{listed}"
     );
-    let limited = ok(
-        &scene,
-        &["dlq", "list", path, "--pipeline", "orders", "--limit", "2"],
-    );
+    let limited = sluice_dlq(&scene, "list", path, &["--limit", "2"]);
     assert!(limited.contains("2 shown of 5 selected"), "{limited}");
-    let none = ok(
-        &scene,
-        &[
-            "dlq",
-            "list",
-            path,
-            "--pipeline",
-            "orders",
-            "--kind",
-            "trap",
-        ],
-    );
+    let none = sluice_dlq(&scene, "list", path, &["--kind", "trap"]);
     assert!(
         none.starts_with("0 shown of 0 selected (5 records read)"),
         "{none}"
     );
-    let later = ok(
-        &scene,
-        &[
-            "dlq",
-            "list",
-            path,
-            "--pipeline",
-            "orders",
-            "--since",
-            "2099-01-01",
-        ],
-    );
+    let later = sluice_dlq(&scene, "list", path, &["--since", "2099-01-01"]);
     assert!(later.starts_with("0 shown of 0 selected"), "{later}");
-    let recent = ok(
-        &scene,
-        &["dlq", "list", path, "--pipeline", "orders", "--since", "1h"],
-    );
+    let recent = sluice_dlq(&scene, "list", path, &["--since", "1h"]);
     assert!(recent.contains("5 shown of 5 selected"), "{recent}");
 
     // --json: exec input lines of the source events, context under `sluice`.
-    let json = ok(
-        &scene,
-        &["dlq", "list", path, "--pipeline", "orders", "--json"],
-    );
+    let json = sluice_dlq(&scene, "list", path, &["--json"]);
     let events = json_lines(&json);
     assert_eq!(events.len(), 5, "{json}");
     let mut values: Vec<&str> = events
@@ -241,7 +216,7 @@ fn dead_letters_are_listed_redriven_once_and_fail_again_with_one_more_attempt() 
     producer.send_with_headers("orders-dlq", None, Some(b"hello"), &[("x", "1")]);
     let foreign_at = producer.flush()[0].offset;
     assert_eq!(foreign_at, 5);
-    let listed = ok(&scene, &["dlq", "list", path, "--pipeline", "orders"]);
+    let listed = sluice_dlq(&scene, "list", path, &[]);
     assert!(
         listed
             .contains("orders-dlq/0/5  foreign  (no `sluice.error.kind` header)  value=\"hello\""),
@@ -250,7 +225,7 @@ fn dead_letters_are_listed_redriven_once_and_fail_again_with_one_more_attempt() 
     assert!(listed.contains("by kind: foreign 1, invalid 5"), "{listed}");
 
     // A redrive with the plugin still broken: each fails again, once.
-    let again = ok(&scene, &["dlq", "redrive", path, "--pipeline", "orders"]);
+    let again = sluice_dlq(&scene, "redrive", path, &[]);
     assert_eq!(
         again
             .matches("failed again -> invalid (attempts 2)")
@@ -295,10 +270,7 @@ fn dead_letters_are_listed_redriven_once_and_fail_again_with_one_more_attempt() 
 
     // The fixed plugin is deployed: the pipeline file now names it.
     std::fs::write(&file, config(&scene, "passthrough", "orders-dlq")).unwrap();
-    let dry = ok(
-        &scene,
-        &["dlq", "redrive", path, "--pipeline", "orders", "--dry-run"],
-    );
+    let dry = sluice_dlq(&scene, "redrive", path, &["--dry-run"]);
     let dry_lines: Vec<&str> = dry.lines().collect();
     assert_eq!(dry_lines.len(), 6, "{dry}");
     for (i, line) in dry_lines[..5].iter().enumerate() {
@@ -321,7 +293,7 @@ fn dead_letters_are_listed_redriven_once_and_fail_again_with_one_more_attempt() 
         orders.len()
     );
 
-    let redriven = ok(&scene, &["dlq", "redrive", path, "--pipeline", "orders"]);
+    let redriven = sluice_dlq(&scene, "redrive", path, &[]);
     assert_eq!(
         redriven.matches("redriven -> 1 outputs").count(),
         5,
@@ -354,7 +326,7 @@ fn dead_letters_are_listed_redriven_once_and_fail_again_with_one_more_attempt() 
     }
 
     // Nothing left to redrive.
-    let nothing = ok(&scene, &["dlq", "redrive", path, "--pipeline", "orders"]);
+    let nothing = sluice_dlq(&scene, "redrive", path, &[]);
     assert!(
         nothing.starts_with("group sluice-redrive-orders: read 0, selected 0"),
         "{nothing}"
@@ -371,74 +343,10 @@ fn bad_input_is_refused_with_a_clear_message() {
     let scene = Scene::new();
     scene.create_topics(&[("orders", 1), ("orders-dlq", 1)]);
     let file = scene.write_config("sluice.toml", &config(&scene, "order-enrich", "orders-dlq"));
-    let path = file.to_str().unwrap();
-
-    let err = fails(&scene, &["dlq", "list", path, "--pipeline", "nope"]);
-    assert!(
-        err.contains("no pipeline `nope` (its pipelines: orders)"),
-        "{err}"
-    );
-
-    let err = fails(
-        &scene,
-        &[
-            "dlq",
-            "redrive",
-            path,
-            "--pipeline",
-            "orders",
-            "--since",
-            "yesterday",
-        ],
-    );
-    assert!(
-        err.contains("`yesterday` is not a TIME: expected an RFC 3339 time"),
-        "{err}"
-    );
-    let err = fails(
-        &scene,
-        &[
-            "dlq",
-            "list",
-            path,
-            "--pipeline",
-            "orders",
-            "--kind",
-            "oops",
-        ],
-    );
-    assert!(err.contains("`oops` is not a failure kind"), "{err}");
-
     let missing = scene.write_config(
         "missing.toml",
         &config(&scene, "order-enrich", "no-such-dlq"),
     );
-    let err = fails(
-        &scene,
-        &[
-            "dlq",
-            "list",
-            missing.to_str().unwrap(),
-            "--pipeline",
-            "orders",
-        ],
-    );
-    assert!(
-        err.contains("the DLQ topic `no-such-dlq` of pipeline `orders` does not exist"),
-        "{err}"
-    );
-    let err = fails(
-        &scene,
-        &[
-            "dlq",
-            "redrive",
-            missing.to_str().unwrap(),
-            "--pipeline",
-            "orders",
-        ],
-    );
-    assert!(err.contains("`no-such-dlq`"), "{err}");
-
     let embedded = scene.write_config(
         "embedded.toml",
         &config(&scene, "order-enrich", "orders-dlq").replace(
@@ -446,16 +354,49 @@ fn bad_input_is_refused_with_a_clear_message() {
             "brokers = \"embedded\"",
         ),
     );
-    let err = fails(
-        &scene,
-        &[
-            "dlq",
-            "list",
-            embedded.to_str().unwrap(),
-            "--pipeline",
-            "orders",
-        ],
+    let (path, missing, embedded) = (
+        file.to_str().unwrap(),
+        missing.to_str().unwrap(),
+        embedded.to_str().unwrap(),
     );
-    assert!(err.contains("\"embedded\""), "{err}");
-    assert!(Path::new(path).is_file());
+    // (command, file, pipeline, more arguments, what the error says)
+    let cases: [(&str, &str, &str, &[&str], &str); 7] = [
+        (
+            "list",
+            path,
+            "nope",
+            &[],
+            "no pipeline `nope` (its pipelines: orders)",
+        ),
+        (
+            "redrive",
+            path,
+            "orders",
+            &["--since", "yesterday"],
+            "`yesterday` is not a TIME: expected an RFC 3339 time",
+        ),
+        (
+            "list",
+            path,
+            "orders",
+            &["--kind", "oops"],
+            "`oops` is not a failure kind",
+        ),
+        (
+            "list",
+            missing,
+            "orders",
+            &[],
+            "the DLQ topic `no-such-dlq` of pipeline `orders` does not exist",
+        ),
+        ("redrive", missing, "orders", &[], "`no-such-dlq`"),
+        ("list", embedded, "orders", &[], "\"embedded\""),
+        ("redrive", embedded, "orders", &[], "\"embedded\""),
+    ];
+    for (command, file, pipeline, more, says) in cases {
+        let mut args = vec!["dlq", command, file, "--pipeline", pipeline];
+        args.extend_from_slice(more);
+        let err = fails(&scene, &args);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
