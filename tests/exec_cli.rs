@@ -1,6 +1,7 @@
 //! `sluice exec`, the binary, against the real plugins (built by
-//! `scripts/build-plugins`): JSON-lines in, one JSON line per event out, and
-//! clean errors (no panics) for everything a user can get wrong.
+//! `scripts/build-plugins`): JSON-lines in, one JSON line per event out, the
+//! state files, and clean errors (no panics) for everything a user can get
+//! wrong.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -500,4 +501,115 @@ fn compiled_plugins_are_cached_and_a_damaged_entry_is_replaced() {
     );
     assert_success(&off);
     assert!(!cache.path().exists(), "nothing written with the cache off");
+}
+
+// ---------------------------------------------------------------------------
+// State (`--state-in`, `--state-out`), with the state-probe fixture
+// ---------------------------------------------------------------------------
+
+/// Runs the state-probe fixture over `lines`.
+fn exec_probe(args: &[&str], lines: &[Value]) -> Output {
+    let stdin: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    exec(&plugin_path("state-probe"), args, &stdin)
+}
+
+/// Each line's output value, or `!<kind>` for an event that failed.
+fn values(output: &Output) -> Vec<Value> {
+    stdout_lines(output)
+        .into_iter()
+        .map(|line| match line["ok"].as_bool() {
+            Some(true) => line["outputs"][0]["value"].clone(),
+            _ => json!(format!("!{}", line["error"]["kind"].as_str().unwrap())),
+        })
+        .collect()
+}
+
+#[test]
+fn state_is_seeded_from_a_file_and_written_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_in = dir.path().join("in.json");
+    let state_out = dir.path().join("out.json");
+    let seed = json!({
+        "0": {"balance": "800", "raw": {"base64": "AP8="}},
+        "3": [[{"base64": "/w=="}, "binary key"], ["text", "t"]],
+    });
+    std::fs::write(&state_in, seed.to_string()).unwrap();
+    let lines = [
+        json!({"partition": 0, "value": "get balance"}),
+        json!({"partition": 3, "value": "get text"}),
+        json!({"partition": 0, "value": "set balance 1000"}),
+        json!({"partition": 5, "value": "set new yes"}),
+        json!({"partition": 5, "value": "big v 1048577"}),
+    ];
+    let out = exec_probe(
+        &[
+            "--state-in",
+            &state_in.display().to_string(),
+            "--state-out",
+            &state_out.display().to_string(),
+        ],
+        &lines,
+    );
+    assert_success(&out);
+    assert_eq!(
+        values(&out),
+        [
+            json!("800"),
+            json!("t"),
+            json!("ok"),
+            json!("ok"),
+            json!("!state-limit")
+        ]
+    );
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_out).unwrap()).unwrap();
+    assert_eq!(
+        written,
+        json!({
+            "0": {"balance": "1000", "raw": {"base64": "AP8="}},
+            "3": [["text", "t"], [{"base64": "/w=="}, "binary key"]],
+            "5": {"new": "yes"},
+        })
+    );
+
+    // What it wrote reads back as the same state.
+    let again = exec_probe(
+        &[
+            "--state-in",
+            &state_out.display().to_string(),
+            "--state-out",
+            &state_in.display().to_string(),
+        ],
+        &[],
+    );
+    assert_success(&again);
+    let reread: Value = serde_json::from_str(&std::fs::read_to_string(&state_in).unwrap()).unwrap();
+    assert_eq!(reread, written);
+}
+
+#[test]
+fn a_bad_state_file_is_named_with_the_place_of_its_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    for (text, expect) in [
+        ("{\"0\": {\n  \"a\": \"1\",\n}", "line 3 column 1"),
+        ("{\"zero\": {}}", "`zero` is not a partition number"),
+        (
+            "{\"0\": {\"a\": 1}}",
+            "partition 0, key a: expected a string",
+        ),
+        ("[]", "expected an object of partitions"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let out = exec_probe(&["--state-in", &path.display().to_string()], &[]);
+        assert!(!out.status.success(), "{text}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains(expect),
+            "{text}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let missing = exec_probe(&["--state-in", "/nonexistent/state.json"], &[]);
+    assert!(stderr(&missing).contains("/nonexistent/state.json: cannot read"));
 }

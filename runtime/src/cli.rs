@@ -192,6 +192,12 @@ struct ExecArgs {
     /// Events per call into the plugin.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
+    /// Seed the plugin's state from this JSON file (by partition, then key).
+    #[arg(long, value_name = "FILE")]
+    state_in: Option<PathBuf>,
+    /// Write the plugin's state to this JSON file after the run.
+    #[arg(long, value_name = "FILE")]
+    state_out: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -572,6 +578,8 @@ fn exec_command(args: ExecArgs) -> anyhow::Result<ExitCode> {
             ..InstanceSettings::default()
         },
         batch_size: args.batch_size,
+        state_in: args.state_in,
+        state_out: args.state_out,
     };
     let stdout = std::io::stdout().lock();
     let summary = match args.input.as_deref() {

@@ -30,6 +30,21 @@
 //! headers are resolved to the input's; `topic` null means the pipeline's
 //! result topic. Bytes that are not UTF-8 are printed as
 //! `key_base64`/`value_base64` or `{"base64": …}`.
+//!
+//! A plugin that keeps state gets an in-memory store for the run, empty
+//! unless `--state-in` seeds it; `--state-out` writes it once every event
+//! is processed. Both files hold the state by partition, then by key:
+//!
+//! ```json
+//! {"0": {"acct-1": "800", "acct-2": {"base64": "AAE="}},
+//!  "3": [[{"base64": "/w=="}, "1"]]}
+//! ```
+//!
+//! Keys and values are written as header values are: a string for its
+//! UTF-8 bytes, `{"base64": "..."}` for any bytes. A partition's keys are
+//! an object, or a list of `[key, value]` pairs where a key is not UTF-8
+//! (`--state-out` writes pairs only then). Events of different partitions
+//! are never in one call: a batch ends where the partition changes.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -41,7 +56,7 @@ use serde_json::{Map, Value, json};
 
 use crate::plugin::{
     CompiledPlugin, Event, InstanceSettings, Outcome, Output, PluginEngine, PluginError,
-    PluginRunner,
+    PluginRunner, PluginState,
 };
 
 /// Why `sluice exec` stopped.
@@ -62,6 +77,10 @@ pub enum ExecError {
     },
     #[error("cannot write output: {0}")]
     Write(std::io::Error),
+    /// A `--state-in` file that cannot be read or is not state, or a
+    /// `--state-out` file that cannot be written.
+    #[error("state file {}: {message}", path.display())]
+    State { path: PathBuf, message: String },
 }
 
 /// What `sluice exec` does.
@@ -71,6 +90,10 @@ pub struct ExecOptions {
     pub settings: InstanceSettings,
     /// Events per `process` call.
     pub batch_size: usize,
+    /// The state to start from (see the module's documentation).
+    pub state_in: Option<PathBuf>,
+    /// Where to write the state after the run.
+    pub state_out: Option<PathBuf>,
 }
 
 /// Counts of a finished run.
@@ -94,7 +117,11 @@ pub fn run(
     let engine = PluginEngine::new()?;
     let name = plugin_name(&options.plugin);
     let plugin = Arc::new(CompiledPlugin::load(&engine, &name, &options.plugin)?);
-    let mut runner = PluginRunner::start(plugin, Arc::new(options.settings.clone()))?;
+    let state = match &options.state_in {
+        Some(path) => read_state(path)?,
+        None => PluginState::default(),
+    };
+    let mut runner = PluginRunner::with_state(plugin, Arc::new(options.settings.clone()), state)?;
 
     let batch_size = options.batch_size.max(1);
     let mut summary = ExecSummary::default();
@@ -147,6 +174,13 @@ pub fn run(
             }
         };
         index += 1;
+        // One partition per call: the call sees that partition's state.
+        if batch
+            .last()
+            .is_some_and(|last| last.partition != event.partition)
+        {
+            flush(&mut batch, &mut lines, &mut summary)?;
+        }
         batch.push(event);
         lines.push(number);
         if batch.len() == batch_size {
@@ -154,7 +188,106 @@ pub fn run(
         }
     }
     flush(&mut batch, &mut lines, &mut summary)?;
+    if let Some(path) = &options.state_out {
+        write_state(path, runner.state())?;
+    }
     Ok(summary)
+}
+
+/// Reads a `--state-in` file.
+fn read_state(path: &Path) -> Result<PluginState, ExecError> {
+    let error = |message: String| ExecError::State {
+        path: path.to_owned(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read: {e}")))?;
+    // serde_json's message ends with the line and column.
+    let value: Value = serde_json::from_str(&text).map_err(|e| error(format!("{e}")))?;
+    parse_state(value).map_err(error)
+}
+
+/// The state a `--state-in` document describes.
+pub fn parse_state(value: Value) -> Result<PluginState, String> {
+    let Value::Object(partitions) = value else {
+        return Err("expected an object of partitions".into());
+    };
+    let mut state = PluginState::default();
+    for (partition, keys) in partitions {
+        let number: i32 = partition
+            .parse()
+            .map_err(|_| format!("`{partition}` is not a partition number"))?;
+        let at = |key: &str, e: String| format!("partition {number}, key {key}: {e}");
+        let entries = match keys {
+            Value::Object(map) => map
+                .into_iter()
+                .map(|(key, value)| {
+                    let value = bytes_value(value).map_err(|e| at(&key, e))?;
+                    Ok((key.into_bytes(), value))
+                })
+                .collect::<Result<Vec<_>, String>>()?,
+            Value::Array(pairs) => pairs
+                .into_iter()
+                .map(|pair| match pair {
+                    Value::Array(mut kv) if kv.len() == 2 => {
+                        let value = kv.pop().unwrap_or(Value::Null);
+                        let key = kv.pop().unwrap_or(Value::Null);
+                        let shown = key.to_string();
+                        let key = bytes_value(key).map_err(|e| at(&shown, e))?;
+                        let value = bytes_value(value).map_err(|e| at(&shown, e))?;
+                        Ok((key, value))
+                    }
+                    _ => Err(format!(
+                        "partition {number}: a list of keys holds [key, value] pairs"
+                    )),
+                })
+                .collect::<Result<Vec<_>, String>>()?,
+            _ => {
+                return Err(format!(
+                    "partition {number}: expected an object of keys or a list of [key, value] \
+                     pairs"
+                ));
+            }
+        };
+        state.restore(number, entries);
+    }
+    Ok(state)
+}
+
+/// `state` as a `--state-out` document.
+pub fn state_json(state: &PluginState) -> Value {
+    let mut partitions = Map::new();
+    for (partition, entries) in state.partitions() {
+        let entries: Vec<(&[u8], &[u8])> = entries.collect();
+        let keys = if entries.iter().all(|(k, _)| std::str::from_utf8(k).is_ok()) {
+            Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), bytes_json(v)))
+                    .collect(),
+            )
+        } else {
+            entries
+                .iter()
+                .map(|(k, v)| json!([bytes_json(k), bytes_json(v)]))
+                .collect()
+        };
+        partitions.insert(partition.to_string(), keys);
+    }
+    Value::Object(partitions)
+}
+
+/// Writes a `--state-out` file.
+fn write_state(path: &Path, state: &PluginState) -> Result<(), ExecError> {
+    let mut text =
+        serde_json::to_string_pretty(&state_json(state)).map_err(|e| ExecError::State {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    text.push('\n');
+    std::fs::write(path, text).map_err(|e| ExecError::State {
+        path: path.to_owned(),
+        message: format!("cannot write: {e}"),
+    })
 }
 
 /// The name a plugin file goes by: its file name without `.wasm`.
@@ -254,19 +387,19 @@ fn take_bytes(object: &mut Map<String, Value>, field: &str) -> Result<Option<Vec
 }
 
 fn header_value(name: &str, value: Value) -> Result<Vec<u8>, String> {
+    bytes_value(value).map_err(|e| format!("header `{name}`: {e}"))
+}
+
+/// Bytes written as a string (its UTF-8) or `{"base64": "..."}`: what
+/// [`bytes_json`] writes.
+fn bytes_value(value: Value) -> Result<Vec<u8>, String> {
     match value {
         Value::String(s) => Ok(s.into_bytes()),
         Value::Object(mut map) if map.len() == 1 => match map.remove("base64") {
-            Some(Value::String(b)) => BASE64
-                .decode(b)
-                .map_err(|e| format!("header `{name}`: invalid base64: {e}")),
-            _ => Err(format!(
-                "header `{name}`: expected a string or {{\"base64\": ...}}"
-            )),
+            Some(Value::String(b)) => BASE64.decode(b).map_err(|e| format!("invalid base64: {e}")),
+            _ => Err("expected a string or {\"base64\": ...}".to_owned()),
         },
-        _ => Err(format!(
-            "header `{name}`: expected a string or {{\"base64\": ...}}"
-        )),
+        _ => Err("expected a string or {\"base64\": ...}".to_owned()),
     }
 }
 

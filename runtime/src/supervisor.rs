@@ -16,7 +16,7 @@ use crate::config::{
 use crate::kafka::embedded::EmbeddedKafka;
 use crate::pipeline::{Pipeline, PreparedPipeline};
 use crate::plugin::compiled::digest_of;
-use crate::plugin::{CompiledPlugin, PluginEngine, PluginRunner};
+use crate::plugin::{CompiledPlugin, PluginEngine, PluginError, PluginRunner};
 use crate::status::{Outcome, Reload, Status, now_ms};
 use crate::{kafka, metrics};
 
@@ -38,7 +38,7 @@ pub fn load_plugins(engine: &PluginEngine, config: &Config) -> anyhow::Result<Pl
             if plugins.contains_key(&step.path) {
                 continue;
             }
-            match CompiledPlugin::load(engine, &step.plugin, &step.path) {
+            match runnable(CompiledPlugin::load(engine, &step.plugin, &step.path)) {
                 Ok(plugin) => {
                     plugins.insert(step.path.clone(), Arc::new(plugin));
                 }
@@ -52,6 +52,23 @@ pub fn load_plugins(engine: &PluginEngine, config: &Config) -> anyhow::Result<Pl
         errors.dedup();
         anyhow::bail!("{}", errors.join("\n"))
     }
+}
+
+/// A loaded plugin a pipeline can run. Pipelines refuse a plugin that
+/// keeps state until they can keep it durably (restored from a changelog
+/// after a restart or a rebalance): state that a restart silently loses
+/// would be worse than none.
+fn runnable(loaded: Result<CompiledPlugin, PluginError>) -> anyhow::Result<CompiledPlugin> {
+    let plugin = loaded?;
+    if plugin.keeps_state() {
+        anyhow::bail!(
+            "plugin `{}` keeps state (it imports sluice:plugin/state), which pipelines do not \
+             run yet: durable state comes with its changelog topic. Until then, run it with \
+             `sluice exec` (its --state-in and --state-out keep the state in a file)",
+            plugin.name()
+        );
+    }
+    Ok(plugin)
 }
 
 /// The plugins of one pipeline, in chain order.
@@ -374,7 +391,12 @@ impl Supervisor {
         path: &Path,
         bytes: &[u8],
     ) -> anyhow::Result<Vec<String>> {
-        let new = Arc::new(CompiledPlugin::from_bytes(&self.engine, name, path, bytes)?);
+        let new = Arc::new(runnable(CompiledPlugin::from_bytes(
+            &self.engine,
+            name,
+            path,
+            bytes,
+        ))?);
         let mut plugins = self.plugins.clone();
         plugins.insert(path.to_owned(), new);
         let users: Vec<&PipelineConfig> = self
@@ -531,8 +553,9 @@ impl Supervisor {
         for pipeline in &starting {
             for step in &pipeline.steps {
                 if !plugins.contains_key(&step.path) {
-                    let plugin = CompiledPlugin::load(&self.engine, &step.plugin, &step.path)
-                        .with_context(|| format!("pipeline `{}`", pipeline.name))?;
+                    let plugin =
+                        runnable(CompiledPlugin::load(&self.engine, &step.plugin, &step.path))
+                            .with_context(|| format!("pipeline `{}`", pipeline.name))?;
                     plugins.insert(step.path.clone(), Arc::new(plugin));
                 }
             }

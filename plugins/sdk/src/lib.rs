@@ -118,7 +118,9 @@
 //! old version keeps running). The value `init` returns lives as long as the
 //! instance and `process` may mutate it (caches, counters). The host replaces
 //! instances after a trap and on reload, so `init` can run many times in a
-//! pipeline's life: keep it idempotent, and do not rely on state surviving.
+//! pipeline's life: keep it idempotent, and do not rely on what it holds
+//! surviving. State that must survive (a balance per account, a count per
+//! key) belongs in the host: see [`state`].
 //! If `init` has not succeeded, every event fails as
 //! `invalid: plugin not initialised`.
 //!
@@ -134,7 +136,9 @@
 //! The SDK builds on any target, so `cargo test` on your machine can drive a
 //! plugin directly: [`Event`] and [`Config`] have test constructors,
 //! [`Output`] has accessors and `PartialEq`, and [`log`] writes to stderr off
-//! Wasm.
+//! Wasm. A plugin that keeps [`state`] runs its events through
+//! [`testing::process`], which applies or discards each event's writes as
+//! the host does, against an in-memory state per test.
 //!
 //! ```
 //! # use sluice_sdk::{Config, Event, Output, Plugin, ProcessError};
@@ -158,6 +162,9 @@ mod error;
 mod event;
 pub mod log;
 mod output;
+pub mod state;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 pub use config::Config;
 pub use error::{ProcessError, json_type};
@@ -239,15 +246,22 @@ macro_rules! export {
     };
 }
 
-/// The project's one `generate!` for the `processor` world. Author crates
-/// reach it only through [`export!`]; the public API wraps its types so the
+/// The project's one `generate!`, for the `stateful-processor` world (the
+/// `processor` world plus the `state` import). Author crates reach it only
+/// through [`export!`] and [`state`]; the public API wraps its types so the
 /// generated names are not part of it.
+///
+/// A component imports only the interfaces whose functions its code links:
+/// a plugin that never calls [`state`] (or [`log`]) does not import
+/// `sluice:plugin/state` (or `sluice:plugin/host`), so it is a plain
+/// `processor` to the host. The event loop reaches the state functions only
+/// through a hook the first state call sets, to keep it that way.
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod __bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "processor",
+        world: "stateful-processor",
         // `export!` expands in the author's crate, so the generated export
         // macro must be public, and hidden behind the SDK's own.
         pub_export_macro: true,
@@ -289,9 +303,11 @@ pub mod __private {
 
     pub fn process<P: Plugin>(slot: &'static LocalKey<Slot<P>>, events: RawEvents) -> RawOutcomes {
         slot.with_borrow_mut(|plugin| match plugin {
+            // Each event's state writes are applied if it succeeds and
+            // discarded if it fails, before the next event runs.
             Some(plugin) => events
                 .into_iter()
-                .map(|event| lower(plugin.process(lift(event))))
+                .map(|event| lower(crate::state::run_event(|| plugin.process(lift(event)))))
                 .collect(),
             None => events
                 .iter()

@@ -15,7 +15,7 @@
 //!
 //! | header | value |
 //! |---|---|
-//! | `sluice.error.kind` | `invalid`, `retries-exhausted`, `trap`, `timeout`, `memory`, `output-rejected` or `produce-failed` |
+//! | `sluice.error.kind` | `invalid`, `retries-exhausted`, `trap`, `timeout`, `memory`, `output-rejected`, `produce-failed` or `state-limit` |
 //! | `sluice.error.message` | what went wrong, for people |
 //! | `sluice.pipeline` | the pipeline's name |
 //! | `sluice.plugin` | the plugin (chain step) that failed or produced the rejected output |

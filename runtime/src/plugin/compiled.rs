@@ -7,10 +7,13 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::PluginError;
-use super::bindings::ProcessorPre;
+use super::bindings::StatefulProcessorPre;
 use super::engine::PluginEngine;
 use super::host::HostState;
 use super::log_limit::LogLimit;
+
+/// The interface a plugin imports to keep state, without its version.
+const STATE_INTERFACE: &str = "sluice:plugin/state";
 
 /// The first eight bytes of a core WebAssembly module (not a component).
 const CORE_MODULE_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
@@ -21,9 +24,11 @@ pub struct CompiledPlugin {
     name: Arc<str>,
     path: PathBuf,
     digest: Arc<str>,
-    pre: ProcessorPre<HostState>,
+    pre: StatefulProcessorPre<HostState>,
     engine: PluginEngine,
     log_limit: Arc<LogLimit>,
+    /// Whether it imports [`STATE_INTERFACE`].
+    keeps_state: bool,
 }
 
 impl std::fmt::Debug for CompiledPlugin {
@@ -32,6 +37,7 @@ impl std::fmt::Debug for CompiledPlugin {
             .field("name", &self.name)
             .field("path", &self.path)
             .field("digest", &self.digest)
+            .field("keeps_state", &self.keeps_state)
             .finish_non_exhaustive()
     }
 }
@@ -94,7 +100,11 @@ impl CompiledPlugin {
             .linker()
             .instantiate_pre(&component)
             .map_err(wrong_world)?;
-        let pre = ProcessorPre::new(instance_pre).map_err(wrong_world)?;
+        let pre = StatefulProcessorPre::new(instance_pre).map_err(wrong_world)?;
+        let keeps_state = component
+            .component_type()
+            .imports(engine.engine())
+            .any(|(import, _)| import.split('@').next() == Some(STATE_INTERFACE));
         let name: Arc<str> = name.into();
         Ok(CompiledPlugin {
             log_limit: Arc::new(LogLimit::new(Arc::clone(&name))),
@@ -103,6 +113,7 @@ impl CompiledPlugin {
             digest: digest.into(),
             pre,
             engine: engine.clone(),
+            keeps_state,
         })
     }
 
@@ -121,7 +132,13 @@ impl CompiledPlugin {
         &self.digest
     }
 
-    pub(crate) fn pre(&self) -> &ProcessorPre<HostState> {
+    /// Whether it imports `sluice:plugin/state` (the `stateful-processor`
+    /// world): its runner keeps state for it.
+    pub fn keeps_state(&self) -> bool {
+        self.keeps_state
+    }
+
+    pub(crate) fn pre(&self) -> &StatefulProcessorPre<HostState> {
         &self.pre
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::PluginError;
-use super::bindings::Processor;
+use super::bindings::StatefulProcessor;
 use super::cache::ComponentCache;
 use super::host::HostState;
 
@@ -70,7 +70,7 @@ impl PluginEngine {
         // use it or not; requests are refused unless the sandbox grants the
         // network (see `sandbox::HttpHooks`).
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(engine_error)?;
-        Processor::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+        StatefulProcessor::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(engine_error)?;
 
         let ticker = EpochTicker::start(engine.clone());

@@ -1,6 +1,7 @@
 //! The per-instance host state (WASI and `wasi:http` contexts, resource
-//! table, memory limiter) and the `host` interface plugins import: logging
-//! into tracing, within the plugin's log budget.
+//! table, memory limiter) and the interfaces plugins import: `host`,
+//! logging into tracing within the plugin's log budget, and `state`, over
+//! the transaction of the call in progress (see [`super::state`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,10 +10,11 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::Level;
-use super::bindings::sluice::plugin::{host, types};
+use super::bindings::sluice::plugin::{host, state, types};
+use super::bindings::{Level, StateError};
 use super::limits::MemoryLimiter;
 use super::log_limit::LogLimit;
+use super::state::Transaction;
 
 /// A log line from a plugin longer than this is cut, so a plugin cannot
 /// flood the host's log with one call.
@@ -30,6 +32,9 @@ pub struct HostState {
     pub(crate) log_limit: Arc<LogLimit>,
     /// When the call in progress must end; set before every call.
     pub(crate) call_deadline: Instant,
+    /// The state of the `process` call in progress, for a plugin that
+    /// keeps state; `None` otherwise (and in `init`).
+    pub(crate) state: Option<Transaction>,
 }
 
 impl WasiView for HostState {
@@ -82,5 +87,59 @@ impl host::Host for HostState {
             Level::Warn => tracing::warn!(target: "sluice::plugin", plugin, "{message}"),
             Level::Error => tracing::error!(target: "sluice::plugin", plugin, "{message}"),
         }
+    }
+}
+
+/// What a `state` function returns: a trap (`Err`, a write over a limit)
+/// or the function's own result.
+type StateResult<T> = wasmtime::Result<Result<T, StateError>>;
+
+impl HostState {
+    /// The call's transaction, or the `unavailable` error.
+    fn transaction(&mut self) -> Result<&mut Transaction, StateError> {
+        self.state.as_mut().ok_or_else(|| {
+            StateError::Unavailable("state is only available during `process`".to_owned())
+        })
+    }
+}
+
+impl state::Host for HostState {
+    fn get(&mut self, key: Vec<u8>) -> StateResult<Option<Vec<u8>>> {
+        Ok(self
+            .transaction()
+            .map(|state| state.get(&key).map(<[u8]>::to_vec)))
+    }
+
+    fn set(&mut self, key: Vec<u8>, value: Vec<u8>) -> StateResult<()> {
+        match self.transaction() {
+            Ok(state) => Ok(Ok(state.set(key, value)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    fn delete(&mut self, key: Vec<u8>) -> StateResult<()> {
+        Ok(self.transaction().map(|state| {
+            state.delete(&key);
+        }))
+    }
+
+    fn exists(&mut self, key: Vec<u8>) -> StateResult<bool> {
+        Ok(self.transaction().map(|state| state.exists(&key)))
+    }
+
+    fn list_keys(
+        &mut self,
+        prefix: Vec<u8>,
+        cursor: Option<Vec<u8>>,
+        limit: u32,
+    ) -> StateResult<Vec<Vec<u8>>> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(self
+            .transaction()
+            .map(|state| state.list_keys(&prefix, cursor.as_deref(), limit)))
+    }
+
+    fn delete_prefix(&mut self, prefix: Vec<u8>) -> StateResult<u64> {
+        Ok(self.transaction().map(|state| state.delete_prefix(&prefix)))
     }
 }

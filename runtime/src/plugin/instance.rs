@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 
-use super::bindings::{Event, Output, ProcessError, Processor};
+use super::bindings::{Event, Output, ProcessError, StatefulProcessor};
 use super::compiled::CompiledPlugin;
 use super::engine::PluginEngine;
 use super::host::HostState;
 use super::limits::{Limits, MemoryLimiter};
 use super::sandbox::Sandbox;
+use super::state::{StateLimitError, Transaction};
 use super::stdio::TailBuffer;
 use super::{Failure, FailureKind, PluginError};
 use crate::metrics::InstanceMetrics;
@@ -36,7 +37,7 @@ pub struct InstanceSettings {
 /// drop it after any `Err` from [`Instance::process`].
 pub struct Instance {
     store: Store<HostState>,
-    bindings: Processor,
+    bindings: StatefulProcessor,
     stdio: TailBuffer,
     limits: Limits,
     /// Its memory once `init` returned.
@@ -63,6 +64,7 @@ impl Instance {
             plugin: Arc::clone(name),
             log_limit: Arc::clone(plugin.log_limit()),
             call_deadline: Instant::now() + settings.limits.deadline,
+            state: None,
         };
         let mut store = Store::new(plugin.engine().engine(), state);
         store.limiter(|state| &mut state.limiter);
@@ -113,6 +115,17 @@ impl Instance {
                 message: instance.classify(trap).to_string(),
             }),
         }
+    }
+
+    /// Hands the next `process` call its state transaction.
+    pub fn begin_state(&mut self, transaction: Transaction) {
+        self.store.data_mut().state = Some(transaction);
+    }
+
+    /// Takes back the transaction given by [`Instance::begin_state`], after
+    /// the call, to commit or abort it.
+    pub fn end_state(&mut self) -> Option<Transaction> {
+        self.store.data_mut().state.take()
     }
 
     /// One `process` call. `Err` means the call trapped and the instance
@@ -167,6 +180,9 @@ impl Instance {
                     self.limits.deadline.as_millis()
                 ),
             );
+        }
+        if let Some(limit) = error.downcast_ref::<StateLimitError>() {
+            return Failure::new(FailureKind::StateLimit, limit.to_string());
         }
         if self.store.data().limiter.refused {
             return Failure::new(

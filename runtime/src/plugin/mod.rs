@@ -1,5 +1,5 @@
 //! Plugins: loading WebAssembly components that implement the `processor`
-//! world, running them in a sandbox with limits, and turning everything that
+//! world (or `stateful-processor`), running them in a sandbox with limits, and turning everything that
 //! can go wrong in a call into a per-event [`Failure`].
 //!
 //! - [`engine`]: the shared wasmtime engine and its epoch ticker.
@@ -9,7 +9,8 @@
 //! - [`runner`]: the per-worker driver that keeps an instance, replaces it
 //!   after a trap and isolates the culprit of a failed batch.
 //! - [`limits`], [`sandbox`], [`host`]: what a plugin may use and see;
-//!   [`log_limit`]: the rate limit on its log lines.
+//!   [`log_limit`]: the rate limit on its log lines; [`state`]: the keyed
+//!   state it may keep.
 
 mod bindings;
 pub mod cache;
@@ -21,6 +22,7 @@ pub mod limits;
 pub mod log_limit;
 pub mod runner;
 pub mod sandbox;
+pub mod state;
 mod stdio;
 
 pub use bindings::{Event, Level, Output, ProcessError};
@@ -33,6 +35,7 @@ pub use limits::{
 };
 pub use runner::{Outcome, PluginRunner};
 pub use sandbox::{DirGrant, Sandbox};
+pub use state::{PluginState, StateLimitError, StateLimits};
 
 use std::fmt;
 use std::path::PathBuf;
@@ -100,11 +103,14 @@ pub enum FailureKind {
     OutputRejected,
     /// The output could not be written to Kafka.
     ProduceFailed,
+    /// A state write went over a state limit (key or value size, keys or
+    /// bytes of the partition's state).
+    StateLimit,
 }
 
 impl FailureKind {
     /// Every kind, in declaration order.
-    pub const ALL: [FailureKind; 8] = [
+    pub const ALL: [FailureKind; 9] = [
         FailureKind::Invalid,
         FailureKind::Retryable,
         FailureKind::RetriesExhausted,
@@ -113,6 +119,7 @@ impl FailureKind {
         FailureKind::Memory,
         FailureKind::OutputRejected,
         FailureKind::ProduceFailed,
+        FailureKind::StateLimit,
     ];
 
     /// The kebab-case name used in headers and JSON.
@@ -126,6 +133,7 @@ impl FailureKind {
             FailureKind::Memory => "memory",
             FailureKind::OutputRejected => "output-rejected",
             FailureKind::ProduceFailed => "produce-failed",
+            FailureKind::StateLimit => "state-limit",
         }
     }
 }

@@ -1,13 +1,15 @@
 //! The per-worker plugin driver: keeps one instance alive across batches,
 //! replaces it after a trap or when its memory nears the cap, and when a
 //! batch fails as a whole, retries its events one by one so only the
-//! culprit fails.
+//! culprit fails. It keeps the plugin's state across instances, one
+//! transaction per call.
 
 use std::sync::Arc;
 
-use super::bindings::{Event, Output};
+use super::bindings::{Event, Output, ProcessError};
 use super::compiled::CompiledPlugin;
 use super::instance::{Instance, InstanceSettings};
+use super::state::PluginState;
 use super::{Failure, FailureKind, PluginError};
 use crate::metrics::Replacement;
 
@@ -21,6 +23,9 @@ pub struct PluginRunner {
     plugin: Arc<CompiledPlugin>,
     settings: Arc<InstanceSettings>,
     instance: Option<Instance>,
+    /// The plugin's state; it outlives instances. Empty for a plugin that
+    /// does not import `state`.
+    state: PluginState,
 }
 
 impl PluginRunner {
@@ -30,12 +35,33 @@ impl PluginRunner {
         plugin: Arc<CompiledPlugin>,
         settings: Arc<InstanceSettings>,
     ) -> Result<Self, PluginError> {
+        Self::with_state(plugin, settings, PluginState::default())
+    }
+
+    /// Like [`PluginRunner::start`], with this state (seeded or restored,
+    /// and its limits).
+    pub fn with_state(
+        plugin: Arc<CompiledPlugin>,
+        settings: Arc<InstanceSettings>,
+        state: PluginState,
+    ) -> Result<Self, PluginError> {
         let instance = Instance::start(&plugin, &settings)?;
         Ok(PluginRunner {
             plugin,
             settings,
             instance: Some(instance),
+            state,
         })
+    }
+
+    /// The plugin's committed state.
+    pub fn state(&self) -> &PluginState {
+        &self.state
+    }
+
+    /// The plugin's committed state, to restore or drop a partition.
+    pub fn state_mut(&mut self) -> &mut PluginState {
+        &mut self.state
     }
 
     /// The plugin this runner drives.
@@ -45,11 +71,16 @@ impl PluginRunner {
 
     /// Processes a batch: one outcome per event, in order. Never fails as a
     /// whole; every problem is reported against the events it concerns.
+    /// A call sees one partition's state, so a batch that mixes partitions
+    /// is processed as one call per run of a partition.
     pub fn process(&mut self, events: &[Event]) -> Vec<Outcome> {
         if events.is_empty() {
             return Vec::new();
         }
-        let outcomes = self.process_all(events);
+        let mut outcomes = Vec::with_capacity(events.len());
+        for run in events.chunk_by(|a, b| a.partition == b.partition) {
+            outcomes.extend(self.process_all(run));
+        }
         // Once per batch: the gauge shows a recent size without a cost per
         // event.
         if let Some(instance) = &self.instance {
@@ -105,7 +136,9 @@ impl PluginRunner {
     }
 
     /// One call into the plugin, starting a fresh instance first if the last
-    /// one trapped or filled up.
+    /// one trapped or filled up, in a state transaction of its own over the
+    /// events' partition: committed if every event succeeded or failed by
+    /// the plugin's own word, discarded otherwise.
     fn call_once(&mut self, events: &[Event]) -> Result<Vec<Outcome>, Failure> {
         let instance = match &mut self.instance {
             Some(instance) => instance,
@@ -115,7 +148,47 @@ impl PluginRunner {
                 })?)
             }
         };
-        let results = match instance.process(events) {
+        if self.plugin.keeps_state()
+            && let Some(first) = events.first()
+        {
+            instance.begin_state(self.state.begin(first.partition));
+        }
+        let result = instance.process(events);
+        let transaction = instance.end_state();
+        let outcomes = self.outcomes(events, result);
+        let Some(transaction) = transaction else {
+            return outcomes;
+        };
+        // An event the host failed (a trap, a broken contract, a rejected
+        // output) must leave no trace in the state: the call's writes go,
+        // and a batch is retried event by event, each in a call of its own.
+        let rejected = outcomes.as_ref().ok().and_then(|outcomes| {
+            outcomes.iter().find_map(|outcome| {
+                outcome
+                    .as_ref()
+                    .err()
+                    .filter(|f| f.kind == FailureKind::OutputRejected)
+                    .cloned()
+            })
+        });
+        match (&outcomes, rejected) {
+            (Ok(_), None) => self.state.commit(transaction),
+            (Ok(_), Some(failure)) if events.len() > 1 => {
+                self.state.abort(transaction);
+                return Err(failure);
+            }
+            _ => self.state.abort(transaction),
+        }
+        outcomes
+    }
+
+    /// The outcome of every event of a call, or the failure of them all.
+    fn outcomes(
+        &mut self,
+        events: &[Event],
+        result: Result<Vec<Result<Vec<Output>, ProcessError>>, Failure>,
+    ) -> Result<Vec<Outcome>, Failure> {
+        let results = match result {
             Ok(results) => results,
             Err(failure) => {
                 // A trapped instance may hold half-updated state: never reuse it.
@@ -126,7 +199,9 @@ impl PluginRunner {
                 return Err(failure);
             }
         };
-        if instance.is_nearly_full() {
+        if let Some(instance) = &self.instance
+            && instance.is_nearly_full()
+        {
             tracing::debug!(
                 plugin = &*self.plugin.name().clone(),
                 memory = instance.memory(),

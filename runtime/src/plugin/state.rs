@@ -1,0 +1,557 @@
+//! The keyed state of one plugin as one runner keeps it (a pipeline step
+//! of one worker, or `sluice exec`'s plugin): a scope per input partition,
+//! each an ordered map of byte-string keys to byte-string values, and the
+//! per-call [`Transaction`] the `state` interface reads and writes through.
+//! It owns the state limits and their defaults.
+//!
+//! A call works on a transaction over its partition's scope: reads see the
+//! call's own writes; [`PluginState::commit`] applies them when the call
+//! returns, [`PluginState::abort`] drops them when it traps. The scope is
+//! moved into the transaction for the length of the call (not borrowed), so
+//! the store of a wasmtime instance can own it.
+//!
+//! What a durable store needs on top is here as well: [`PluginState::restore`]
+//! and [`PluginState::drop_partition`] for assignment and revocation, and
+//! [`PluginState::commit_with_writes`] for what a committed call wrote.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map;
+use std::ops::Bound;
+
+/// Default [`StateLimits::max_key_bytes`]: 4 KiB.
+pub const DEFAULT_MAX_KEY_BYTES: usize = 4 << 10;
+/// Default [`StateLimits::max_value_bytes`]: 1 MiB, the default output cap.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
+/// Default [`StateLimits::max_keys`]: a million keys per partition.
+pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
+/// Default [`StateLimits::max_bytes`]: 256 MiB per partition.
+pub const DEFAULT_MAX_BYTES: usize = 256 << 20;
+
+/// Bounds on a plugin's state. A write beyond one traps the call with a
+/// [`StateLimitError`]; the event that made it is dead-lettered as
+/// `state-limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateLimits {
+    /// Largest key, in bytes.
+    pub max_key_bytes: usize,
+    /// Largest value, in bytes.
+    pub max_value_bytes: usize,
+    /// Most keys of one partition's scope.
+    pub max_keys: usize,
+    /// Most bytes (keys + values) of one partition's scope.
+    pub max_bytes: usize,
+}
+
+impl Default for StateLimits {
+    fn default() -> Self {
+        StateLimits {
+            max_key_bytes: DEFAULT_MAX_KEY_BYTES,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            max_keys: DEFAULT_MAX_KEYS,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// A write the limits refuse. Returned to wasmtime as the error of a host
+/// call, it traps the call; the trap classification finds it again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateLimitError {
+    #[error("a state key of {size} bytes is over the limit of {max} bytes")]
+    KeyTooLarge { size: usize, max: usize },
+    #[error("a state value of {size} bytes is over the limit of {max} bytes")]
+    ValueTooLarge { size: usize, max: usize },
+    #[error("partition {partition}'s state would hold more than {max} keys")]
+    TooManyKeys { partition: i32, max: usize },
+    #[error("partition {partition}'s state would hold {size} bytes, over the limit of {max} bytes")]
+    TooManyBytes {
+        partition: i32,
+        size: usize,
+        max: usize,
+    },
+}
+
+/// What a committed call changed, in key order: the new value of each key
+/// it wrote, `None` for a key it removed (a changelog's record or
+/// tombstone).
+pub type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// One partition's committed state.
+#[derive(Debug, Default, Clone)]
+struct Scope {
+    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Keys + values, in bytes.
+    bytes: usize,
+}
+
+/// Every partition's state of one plugin.
+#[derive(Debug, Default)]
+pub struct PluginState {
+    limits: StateLimits,
+    scopes: BTreeMap<i32, Scope>,
+}
+
+impl PluginState {
+    /// Empty state under `limits`.
+    pub fn new(limits: StateLimits) -> Self {
+        PluginState {
+            limits,
+            scopes: BTreeMap::new(),
+        }
+    }
+
+    /// Replaces `partition`'s state with `entries` (a restore or a seed:
+    /// taken as they are, not checked against the limits).
+    pub fn restore(
+        &mut self,
+        partition: i32,
+        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) {
+        let entries: BTreeMap<Vec<u8>, Vec<u8>> = entries.into_iter().collect();
+        let bytes = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+        self.scopes.insert(partition, Scope { entries, bytes });
+    }
+
+    /// Forgets `partition`'s state (its partition was revoked).
+    pub fn drop_partition(&mut self, partition: i32) {
+        self.scopes.remove(&partition);
+    }
+
+    /// The partitions that have state, in order, each with its entries in
+    /// key order.
+    pub fn partitions(&self) -> impl Iterator<Item = (i32, Entries<'_>)> {
+        self.scopes
+            .iter()
+            .filter(|(_, scope)| !scope.entries.is_empty())
+            .map(|(partition, scope)| (*partition, Entries(scope.entries.iter())))
+    }
+
+    /// The committed value of `key` in `partition`.
+    pub fn get(&self, partition: i32, key: &[u8]) -> Option<&[u8]> {
+        self.scopes
+            .get(&partition)
+            .and_then(|scope| scope.entries.get(key))
+            .map(Vec::as_slice)
+    }
+
+    /// Starts a call's transaction over `partition`'s state, which stays
+    /// in the transaction until [`commit`](Self::commit) or
+    /// [`abort`](Self::abort) hands it back.
+    pub fn begin(&mut self, partition: i32) -> Transaction {
+        let base = self.scopes.remove(&partition).unwrap_or_default();
+        Transaction {
+            partition,
+            keys: base.entries.len(),
+            bytes: base.bytes,
+            base,
+            overlay: BTreeMap::new(),
+            limits: self.limits,
+        }
+    }
+
+    /// Applies the call's writes.
+    pub fn commit(&mut self, transaction: Transaction) {
+        self.apply(transaction, |_, _| {});
+    }
+
+    /// Applies the call's writes and returns them.
+    pub fn commit_with_writes(&mut self, transaction: Transaction) -> Writes {
+        let mut writes = Writes::new();
+        self.apply(transaction, |key, value| {
+            writes.push((key.to_vec(), value.map(<[u8]>::to_vec)));
+        });
+        writes
+    }
+
+    /// Drops the call's writes: the partition's state is as before it.
+    pub fn abort(&mut self, transaction: Transaction) {
+        self.scopes.insert(transaction.partition, transaction.base);
+    }
+
+    fn apply(&mut self, transaction: Transaction, mut wrote: impl FnMut(&[u8], Option<&[u8]>)) {
+        let Transaction {
+            partition,
+            mut base,
+            overlay,
+            bytes,
+            ..
+        } = transaction;
+        for (key, value) in overlay {
+            wrote(&key, value.as_deref());
+            match value {
+                Some(value) => base.entries.insert(key, value),
+                None => base.entries.remove(&key),
+            };
+        }
+        base.bytes = bytes;
+        self.scopes.insert(partition, base);
+    }
+}
+
+/// A partition's entries in key order.
+pub struct Entries<'a>(btree_map::Iter<'a, Vec<u8>, Vec<u8>>);
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(k, v)| (k.as_slice(), v.as_slice()))
+    }
+}
+
+/// One call's view of its partition's state: the committed scope under the
+/// call's own writes.
+#[derive(Debug)]
+pub struct Transaction {
+    partition: i32,
+    base: Scope,
+    /// The call's writes: a value, or `None` for a key removed that the
+    /// committed scope has.
+    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Keys once the overlay is applied.
+    keys: usize,
+    /// Bytes once the overlay is applied.
+    bytes: usize,
+    limits: StateLimits,
+}
+
+impl Transaction {
+    /// The partition whose state this is.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// The value of `key`, the call's own writes first.
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        match self.overlay.get(key) {
+            Some(value) => value.as_deref(),
+            None => self.base.entries.get(key).map(Vec::as_slice),
+        }
+    }
+
+    pub fn exists(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key` to `value`, unless that breaks a limit.
+    pub fn set(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), StateLimitError> {
+        let limits = &self.limits;
+        if key.len() > limits.max_key_bytes {
+            return Err(StateLimitError::KeyTooLarge {
+                size: key.len(),
+                max: limits.max_key_bytes,
+            });
+        }
+        if value.len() > limits.max_value_bytes {
+            return Err(StateLimitError::ValueTooLarge {
+                size: value.len(),
+                max: limits.max_value_bytes,
+            });
+        }
+        let old = self.get(&key).map(|v| key.len() + v.len());
+        let keys = self.keys + usize::from(old.is_none());
+        if keys > limits.max_keys {
+            return Err(StateLimitError::TooManyKeys {
+                partition: self.partition,
+                max: limits.max_keys,
+            });
+        }
+        let bytes = self.bytes - old.unwrap_or(0) + key.len() + value.len();
+        if bytes > limits.max_bytes {
+            return Err(StateLimitError::TooManyBytes {
+                partition: self.partition,
+                size: bytes,
+                max: limits.max_bytes,
+            });
+        }
+        self.keys = keys;
+        self.bytes = bytes;
+        self.overlay.insert(key, Some(value));
+        Ok(())
+    }
+
+    /// Removes `key`; whether it had a value.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        let Some(old) = self.get(key).map(<[u8]>::len) else {
+            return false;
+        };
+        self.keys -= 1;
+        self.bytes -= key.len() + old;
+        if self.base.entries.contains_key(key) {
+            self.overlay.insert(key.to_vec(), None);
+        } else {
+            // Written by this call only: nothing to remove at commit.
+            self.overlay.remove(key);
+        }
+        true
+    }
+
+    /// Up to `limit` keys starting with `prefix`, in byte order, after
+    /// `cursor` (exclusive) when given.
+    pub fn list_keys(&self, prefix: &[u8], cursor: Option<&[u8]>, limit: usize) -> Vec<Vec<u8>> {
+        let start = match cursor {
+            Some(cursor) if cursor >= prefix => Bound::Excluded(cursor),
+            _ => Bound::Included(prefix),
+        };
+        let range = (start, Bound::Unbounded);
+        let mut base = self
+            .base
+            .entries
+            .range::<[u8], _>(range)
+            .map(|(k, v)| (k, Some(v)))
+            .peekable();
+        let mut overlay = self
+            .overlay
+            .range::<[u8], _>(range)
+            .map(|(k, v)| (k, v.as_ref()))
+            .peekable();
+        let mut keys = Vec::new();
+        while keys.len() < limit {
+            // Merge the two in key order; on a tie the call's write wins.
+            let next = match (base.peek(), overlay.peek()) {
+                (None, None) => break,
+                (Some(_), None) => base.next(),
+                (None, Some(_)) => overlay.next(),
+                (Some((b, _)), Some((o, _))) => {
+                    if b < o {
+                        base.next()
+                    } else {
+                        if b == o {
+                            base.next();
+                        }
+                        overlay.next()
+                    }
+                }
+            };
+            let Some((key, value)) = next else { break };
+            // The keys with a prefix are contiguous: the first without it
+            // ends them.
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if value.is_some() {
+                keys.push(key.clone());
+            }
+        }
+        keys
+    }
+
+    /// Removes every key that starts with `prefix`; how many there were.
+    pub fn delete_prefix(&mut self, prefix: &[u8]) -> u64 {
+        let keys = self.list_keys(prefix, None, usize::MAX);
+        for key in &keys {
+            self.delete(key);
+        }
+        keys.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeded(entries: &[(&str, &str)]) -> PluginState {
+        let mut state = PluginState::default();
+        state.restore(
+            0,
+            entries
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
+        );
+        state
+    }
+
+    fn set(txn: &mut Transaction, key: &str, value: &str) {
+        txn.set(key.into(), value.into()).unwrap();
+    }
+
+    fn strings(keys: Vec<Vec<u8>>) -> Vec<String> {
+        keys.into_iter()
+            .map(|k| String::from_utf8(k).unwrap())
+            .collect()
+    }
+
+    fn committed(state: &PluginState, partition: i32) -> Vec<(String, String)> {
+        state
+            .partitions()
+            .filter(|(p, _)| *p == partition)
+            .flat_map(|(_, entries)| {
+                entries
+                    .map(|(k, v)| {
+                        (
+                            String::from_utf8(k.to_vec()).unwrap(),
+                            String::from_utf8(v.to_vec()).unwrap(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_see_the_calls_own_writes_and_commit_applies_them() {
+        let mut state = seeded(&[("a", "1"), ("b", "2")]);
+        let mut txn = state.begin(0);
+        set(&mut txn, "a", "10");
+        set(&mut txn, "c", "3");
+        assert!(txn.delete(b"b"));
+        assert!(!txn.delete(b"nope"));
+        assert_eq!(txn.get(b"a"), Some(&b"10"[..]));
+        assert_eq!(txn.get(b"b"), None);
+        assert!(txn.exists(b"c") && !txn.exists(b"b"));
+        // Committed state is untouched until the call returns.
+        assert_eq!(state.get(0, b"a"), None, "the scope is in the call");
+        let writes = state.commit_with_writes(txn);
+        assert_eq!(
+            writes,
+            vec![
+                (b"a".to_vec(), Some(b"10".to_vec())),
+                (b"b".to_vec(), None),
+                (b"c".to_vec(), Some(b"3".to_vec())),
+            ]
+        );
+        assert_eq!(
+            committed(&state, 0),
+            [("a".into(), "10".into()), ("c".into(), "3".into())]
+        );
+    }
+
+    #[test]
+    fn abort_leaves_the_state_as_before_the_call() {
+        let mut state = seeded(&[("a", "1")]);
+        let mut txn = state.begin(0);
+        set(&mut txn, "a", "2");
+        set(&mut txn, "b", "2");
+        txn.delete_prefix(b"");
+        state.abort(txn);
+        assert_eq!(committed(&state, 0), [("a".into(), "1".into())]);
+    }
+
+    #[test]
+    fn a_key_set_and_deleted_in_one_call_writes_nothing() {
+        let mut state = PluginState::default();
+        let mut txn = state.begin(0);
+        set(&mut txn, "tmp", "x");
+        assert!(txn.delete(b"tmp"));
+        assert_eq!(state.commit_with_writes(txn), Writes::new());
+        assert_eq!(state.partitions().count(), 0);
+    }
+
+    #[test]
+    fn partitions_are_separate_and_can_be_dropped() {
+        let mut state = seeded(&[("a", "p0")]);
+        let mut txn = state.begin(1);
+        assert_eq!(txn.get(b"a"), None);
+        set(&mut txn, "a", "p1");
+        state.commit(txn);
+        assert_eq!(state.get(0, b"a"), Some(&b"p0"[..]));
+        assert_eq!(state.get(1, b"a"), Some(&b"p1"[..]));
+        state.drop_partition(0);
+        assert_eq!(state.get(0, b"a"), None);
+        assert_eq!(state.partitions().map(|(p, _)| p).collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
+    fn list_keys_pages_by_prefix_and_cursor_over_both_layers() {
+        let mut state = seeded(&[
+            ("acct/1", "x"),
+            ("acct/3", "x"),
+            ("acct/5", "x"),
+            ("b", "x"),
+            ("acc", "x"),
+        ]);
+        let mut txn = state.begin(0);
+        set(&mut txn, "acct/2", "y");
+        set(&mut txn, "acct/4", "y");
+        txn.delete(b"acct/3");
+        set(&mut txn, "acct/5", "overwritten");
+
+        let page = |cursor: Option<&str>, limit| {
+            strings(txn.list_keys(b"acct/", cursor.map(str::as_bytes), limit))
+        };
+        assert_eq!(page(None, 2), ["acct/1", "acct/2"]);
+        assert_eq!(page(Some("acct/2"), 2), ["acct/4", "acct/5"]);
+        assert_eq!(page(Some("acct/5"), 2), Vec::<String>::new());
+        // A cursor before the prefix starts at the prefix; one after it
+        // finds nothing.
+        assert_eq!(
+            page(Some("a"), 10),
+            ["acct/1", "acct/2", "acct/4", "acct/5"]
+        );
+        assert_eq!(page(Some("z"), 10), Vec::<String>::new());
+        assert_eq!(page(None, 0), Vec::<String>::new());
+        assert_eq!(
+            strings(txn.list_keys(b"", None, 100)),
+            ["acc", "acct/1", "acct/2", "acct/4", "acct/5", "b"]
+        );
+    }
+
+    #[test]
+    fn delete_prefix_counts_what_had_a_value_in_this_call() {
+        let mut state = seeded(&[("u/1", "x"), ("u/2", "x"), ("v", "x")]);
+        let mut txn = state.begin(0);
+        set(&mut txn, "u/3", "x");
+        txn.delete(b"u/1");
+        assert_eq!(txn.delete_prefix(b"u/"), 2);
+        assert_eq!(txn.delete_prefix(b"u/"), 0);
+        set(&mut txn, "u/9", "back");
+        state.commit(txn);
+        assert_eq!(
+            committed(&state, 0),
+            [("u/9".into(), "back".into()), ("v".into(), "x".into())]
+        );
+    }
+
+    #[test]
+    fn writes_over_a_limit_are_refused_and_change_nothing() {
+        let limits = StateLimits {
+            max_key_bytes: 4,
+            max_value_bytes: 8,
+            max_keys: 2,
+            max_bytes: 16,
+        };
+        let mut state = PluginState::new(limits);
+        let mut txn = state.begin(7);
+        assert_eq!(
+            txn.set(b"12345".to_vec(), vec![]),
+            Err(StateLimitError::KeyTooLarge { size: 5, max: 4 })
+        );
+        assert_eq!(
+            txn.set(b"k".to_vec(), vec![0; 9]),
+            Err(StateLimitError::ValueTooLarge { size: 9, max: 8 })
+        );
+        set(&mut txn, "a", "1234567"); // 8 bytes
+        set(&mut txn, "b", "1234567"); // 16 bytes
+        assert_eq!(
+            txn.set(b"c".to_vec(), vec![]),
+            Err(StateLimitError::TooManyKeys {
+                partition: 7,
+                max: 2
+            })
+        );
+        assert_eq!(
+            txn.set(b"a".to_vec(), b"12345678".to_vec()),
+            Err(StateLimitError::TooManyBytes {
+                partition: 7,
+                size: 17,
+                max: 16
+            })
+        );
+        // Replacing a value within the limits, and room made by a delete.
+        set(&mut txn, "a", "x");
+        txn.delete(b"b");
+        set(&mut txn, "c", "1234567");
+        state.commit(txn);
+        // The counts carry over to the next call: a and c, 10 bytes.
+        let mut txn = state.begin(7);
+        assert!(matches!(
+            txn.set(b"d".to_vec(), vec![]),
+            Err(StateLimitError::TooManyKeys { .. })
+        ));
+        set(&mut txn, "a", "1234567");
+        assert!(matches!(
+            txn.set(b"a".to_vec(), b"12345678".to_vec()),
+            Err(StateLimitError::TooManyBytes { size: 17, .. })
+        ));
+    }
+}
