@@ -403,7 +403,8 @@ const REDRIVE_RECORDS_SHOWN: usize = 1000;
 /// chain), reaching an embedded broker at its address.
 fn redrive_hook(path: PathBuf, embedded: Option<String>) -> crate::http::RedriveHook {
     std::sync::Arc::new(move |request: crate::http::RedriveRequest| {
-        let mut config = Config::load(&path).map_err(|e| e.to_string())?;
+        use crate::http::RedriveFailure;
+        let mut config = Config::load(&path).map_err(|e| RedriveFailure::Failed(e.to_string()))?;
         if let Some(bootstrap) = &embedded {
             config.kafka.brokers = crate::config::Brokers::List(bootstrap.clone());
         }
@@ -422,7 +423,10 @@ fn redrive_hook(path: PathBuf, embedded: Option<String>) -> crate::http::Redrive
                 records.push(record.clone());
             }
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            dlq::DlqError::UnknownPipeline { .. } => RedriveFailure::UnknownPipeline(e.to_string()),
+            e => RedriveFailure::Failed(e.to_string()),
+        })?;
         Ok(serde_json::json!({ "summary": summary, "records": records }))
     })
 }

@@ -40,10 +40,20 @@ pub struct RedriveRequest {
 }
 
 /// What runs a redrive: `sluice run` supplies it. It blocks (it reads and
-/// writes topics), so it runs on a blocking thread; its JSON is the answer,
-/// its error a 500.
+/// writes topics), so it runs on a blocking thread; its JSON is the answer.
 pub type RedriveHook =
-    Arc<dyn Fn(RedriveRequest) -> Result<serde_json::Value, String> + Send + Sync>;
+    Arc<dyn Fn(RedriveRequest) -> Result<serde_json::Value, RedriveFailure> + Send + Sync>;
+
+/// Why a redrive did not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedriveFailure {
+    /// The config file has no such pipeline (a 404). The file decides, not
+    /// what runs: a pipeline restarting after an edit is briefly in neither
+    /// list of the status.
+    UnknownPipeline(String),
+    /// Anything else, with the reason (a 500).
+    Failed(String),
+}
 
 /// A JSON error answer.
 pub(super) fn error(code: StatusCode, message: impl Into<String>) -> Response {
@@ -120,9 +130,6 @@ pub(super) async fn redrive(
             format!("unknown failure kind `{kind}`"),
         );
     }
-    if !app.status.is_configured(&name) {
-        return error(StatusCode::NOT_FOUND, format!("no pipeline `{name}`"));
-    }
     let Some(hook) = app.redrive.clone() else {
         return error(StatusCode::NOT_IMPLEMENTED, "redrive is not available");
     };
@@ -138,7 +145,8 @@ pub(super) async fn redrive(
     .await;
     match outcome {
         Ok(Ok(report)) => Json(report).into_response(),
-        Ok(Err(why)) => error(StatusCode::INTERNAL_SERVER_ERROR, why),
+        Ok(Err(RedriveFailure::UnknownPipeline(why))) => error(StatusCode::NOT_FOUND, why),
+        Ok(Err(RedriveFailure::Failed(why))) => error(StatusCode::INTERNAL_SERVER_ERROR, why),
         Err(panicked) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the redrive failed: {panicked}"),

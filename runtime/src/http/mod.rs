@@ -21,7 +21,7 @@ pub mod auth;
 mod page;
 mod probes;
 
-pub use api::{RedriveHook, RedriveRequest};
+pub use api::{RedriveFailure, RedriveHook, RedriveRequest};
 pub use auth::Token;
 
 /// What the endpoint may do beyond reading.
@@ -293,6 +293,12 @@ mod tests {
         let seen: Arc<Mutex<Vec<RedriveRequest>>> = Arc::default();
         let log = seen.clone();
         let hook: RedriveHook = Arc::new(move |request| {
+            if request.pipeline != "orders" {
+                return Err(RedriveFailure::UnknownPipeline(format!(
+                    "no pipeline `{}`",
+                    request.pipeline
+                )));
+            }
             let dry_run = request.dry_run;
             log.lock().expect("the log").push(request);
             Ok(serde_json::json!({"redriven": 2, "dry_run": dry_run}))

@@ -404,11 +404,6 @@ impl Status {
         lock(&self.running).get(name).cloned()
     }
 
-    /// Whether pipeline `name` is configured (running or failed).
-    pub fn is_configured(&self, name: &str) -> bool {
-        lock(&self.running).contains_key(name) || lock(&self.failed).contains_key(name)
-    }
-
     /// Records a reload (the oldest are forgotten).
     pub fn reloaded(&self, reload: Reload) {
         let mut reloads = lock(&self.reloads);
