@@ -13,21 +13,17 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use super::lock;
-use crate::dlq::DeadLetter;
-use crate::headers;
+use crate::dlq::select::FOREIGN;
+use crate::dlq::{Context, DeadLetter, DlqRecord};
+use crate::plugin::Event;
 
 /// How many dead letters a pipeline keeps.
 pub const DEAD_LETTER_HISTORY: usize = 50;
 /// The most characters of a preview.
 pub const PREVIEW_CHARS: usize = 200;
 
-/// Where a record is: topic, partition, offset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Coordinates {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-}
+/// Where a record is: topic, partition, offset (the DLQ reader's type).
+pub type Coordinates = crate::dlq::DlqPosition;
 
 /// The start of some bytes as text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,40 +79,53 @@ pub struct RecentDeadLetter {
 }
 
 impl RecentDeadLetter {
-    /// Reads the envelope of `dl`, written at `dlq`.
+    /// Reads the envelope of `dl`, written at `dlq`, as `sluice dlq` reads
+    /// it back from the topic.
     pub fn of(dl: &DeadLetter, dlq: Coordinates) -> Self {
-        // The envelope's headers follow the event's, starting with the
-        // kind; a replayed event may carry an older envelope before them.
-        let start = dl
-            .headers
-            .iter()
-            .rposition(|(name, _)| name == headers::KIND)
-            .unwrap_or(dl.headers.len());
-        let (original, envelope) = dl.headers.split_at(start);
-        let text = |name: &str| {
-            envelope
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default()
+        let record = Event {
+            topic: dlq.topic.clone(),
+            partition: dlq.partition,
+            offset: dlq.offset,
+            timestamp_ms: dl.timestamp_ms,
+            key: dl.key.clone(),
+            value: dl.value.clone(),
+            headers: dl.headers.clone(),
         };
-        let number = |name: &str| text(name).parse().unwrap_or(-1);
+        let (event, context) = match DlqRecord::parse(record) {
+            DlqRecord::Letter(letter) => (letter.event, letter.context),
+            // Not from `DeadLetter::new`: shown as the record it is.
+            DlqRecord::Foreign { event, reason } => (
+                event,
+                Context {
+                    kind: FOREIGN.to_owned(),
+                    message: reason,
+                    pipeline: String::new(),
+                    plugin: String::new(),
+                    digest: String::new(),
+                    attempts: 0,
+                    failed_at_ms: None,
+                    source_timestamp_ms: None,
+                    redriven_from: None,
+                },
+            ),
+        };
         RecentDeadLetter {
-            failed_at_ms: number(headers::FAILED_AT),
-            kind: text(headers::KIND),
-            message: text(headers::MESSAGE),
-            plugin: text(headers::PLUGIN),
-            digest: text(headers::DIGEST),
+            failed_at_ms: context.failed_at_ms.unwrap_or(-1),
+            kind: context.kind,
+            message: context.message,
+            plugin: context.plugin,
+            digest: context.digest,
             source: Coordinates {
-                topic: text(headers::SOURCE_TOPIC),
-                partition: text(headers::SOURCE_PARTITION).parse().unwrap_or(-1),
-                offset: number(headers::SOURCE_OFFSET),
+                topic: event.topic,
+                partition: event.partition,
+                offset: event.offset,
             },
-            attempts: text(headers::ATTEMPTS).parse().unwrap_or(0),
+            attempts: context.attempts,
             dlq,
-            key: dl.key.as_deref().map(Preview::of),
-            value: dl.value.as_deref().map(Preview::of),
-            headers: original
+            key: event.key.as_deref().map(Preview::of),
+            value: event.value.as_deref().map(Preview::of),
+            headers: event
+                .headers
                 .iter()
                 .map(|(name, value)| HeaderPreview {
                     name: name.clone(),
@@ -151,7 +160,8 @@ impl DeadLetterRing {
 mod tests {
     use super::*;
     use crate::dlq::Culprit;
-    use crate::plugin::{Event, Failure, FailureKind};
+    use crate::headers;
+    use crate::plugin::{Failure, FailureKind};
 
     fn dead_letter(value: &[u8], headers: Vec<(String, Vec<u8>)>) -> DeadLetter {
         let event = Event {
