@@ -2,18 +2,16 @@
 //! by `scripts/build-plugins`), whose events are state commands: scopes per
 //! partition that outlive instances, one transaction per call (a trap
 //! discards the call's writes, the culprit's too, and keeps the other
-//! events'), the `state-limit` dead letter, `unavailable` in `init`; and
-//! pipelines refusing a plugin that keeps state.
+//! events'), the `state-limit` dead letter, `unavailable` in `init`.
+//! Durable state in running pipelines is in tests/durable_state.rs.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use sluice::plugin::{
     CompiledPlugin, Event, FailureKind, InstanceSettings, Limits, Outcome, PluginEngine,
     PluginRunner, PluginState, StateLimits,
 };
-use sluice_testkit::sluice::{binary, kafka_toml, plugin_path, repo_dir};
+use sluice_testkit::sluice::plugin_path;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -237,41 +235,4 @@ fn list_keys_pages_and_delete_prefix_through_the_guest() {
             "other"
         ]
     );
-}
-
-// ---------------------------------------------------------------------------
-// Pipelines refuse it (`sluice exec` with state is in tests/exec_cli.rs)
-// ---------------------------------------------------------------------------
-
-#[test]
-fn pipelines_refuse_a_plugin_that_keeps_state_and_say_how_to_run_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("stateful.toml");
-    let plugins = repo_dir().join("plugins").join("fixtures");
-    let text = format!(
-        "{}\n[[pipeline]]\nname = \"balances\"\ninputs = [\"accounts\"]\n\
-         plugin = \"state-probe\"\noutput = \"balances\"\ndlq = \"balances-dlq\"\n",
-        kafka_toml("127.0.0.1:1", Path::new(&plugins))
-    );
-    std::fs::write(&config, text).unwrap();
-    for command in ["check", "run"] {
-        let out = Command::new(binary())
-            .args([command, &config.display().to_string()])
-            .env("SLUICE_LOG", "warn")
-            .output()
-            .expect("run sluice");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
-        for fragment in [
-            "pipeline `balances`",
-            "plugin `state-probe` keeps state",
-            "sluice:plugin/state",
-            "sluice exec",
-        ] {
-            assert!(
-                err.contains(fragment),
-                "{command}: no `{fragment}` in {err}"
-            );
-        }
-    }
 }

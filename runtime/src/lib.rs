@@ -21,6 +21,9 @@
 //!   (reading a DLQ topic back, selecting dead letters, running them
 //!   through the pipeline's current chain again); [`headers`]: the names
 //!   of every `sluice.*` header.
+//! - [`changelog`]: plugin state on Kafka: the compacted changelog topic
+//!   every state change is written to, and restoring a partition's state
+//!   from it on assignment.
 //! - [`kafka`]: client configuration, the embedded broker, and the client
 //!   tools the demo and the tests share (write with delivery reports, read
 //!   topics back, a group's committed offsets).
@@ -45,6 +48,7 @@
 // library handles every error instead of unwrapping it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod changelog;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -16,7 +16,7 @@ use crate::config::{
 use crate::kafka::embedded::EmbeddedKafka;
 use crate::pipeline::{Pipeline, PreparedPipeline};
 use crate::plugin::compiled::digest_of;
-use crate::plugin::{CompiledPlugin, PluginEngine, PluginError, PluginRunner};
+use crate::plugin::{CompiledPlugin, PluginEngine, PluginRunner};
 use crate::status::{Outcome, Reload, Status, now_ms};
 use crate::{kafka, metrics};
 
@@ -38,7 +38,7 @@ pub fn load_plugins(engine: &PluginEngine, config: &Config) -> anyhow::Result<Pl
             if plugins.contains_key(&step.path) {
                 continue;
             }
-            match runnable(CompiledPlugin::load(engine, &step.plugin, &step.path)) {
+            match CompiledPlugin::load(engine, &step.plugin, &step.path) {
                 Ok(plugin) => {
                     plugins.insert(step.path.clone(), Arc::new(plugin));
                 }
@@ -52,23 +52,6 @@ pub fn load_plugins(engine: &PluginEngine, config: &Config) -> anyhow::Result<Pl
         errors.dedup();
         anyhow::bail!("{}", errors.join("\n"))
     }
-}
-
-/// A loaded plugin a pipeline can run. Pipelines refuse a plugin that
-/// keeps state until they can keep it durably (restored from a changelog
-/// after a restart or a rebalance): state that a restart silently loses
-/// would be worse than none.
-fn runnable(loaded: Result<CompiledPlugin, PluginError>) -> anyhow::Result<CompiledPlugin> {
-    let plugin = loaded?;
-    if plugin.keeps_state() {
-        anyhow::bail!(
-            "plugin `{}` keeps state (it imports sluice:plugin/state), which pipelines do not \
-             run yet: durable state comes with its changelog topic. Until then, run it with \
-             `sluice exec` (its --state-in and --state-out keep the state in a file)",
-            plugin.name()
-        );
-    }
-    Ok(plugin)
 }
 
 /// The plugins of one pipeline, in chain order.
@@ -189,7 +172,7 @@ impl Supervisor {
 
     /// Creates the pipeline's missing topics, then joins the group with it.
     fn launch(&mut self, prepared: PreparedPipeline) -> anyhow::Result<()> {
-        self.create_topics(prepared.config())?;
+        self.create_topics(prepared.config(), prepared.keeps_state())?;
         let name = prepared.config().name.clone();
         let running = prepared.start(&self.config.kafka, &self.brokers)?;
         self.status.started(running.status().clone());
@@ -202,20 +185,31 @@ impl Supervisor {
     /// start and its outputs do not depend on the broker's auto-creation.
     /// Only the embedded broker's failures are errors: a cluster may refuse
     /// (permissions, policies) and still have the topics.
-    fn create_topics(&self, pipeline: &PipelineConfig) -> anyhow::Result<()> {
+    /// A stateful pipeline's changelog is created too, compacted.
+    fn create_topics(&self, pipeline: &PipelineConfig, keeps_state: bool) -> anyhow::Result<()> {
         let topics: Vec<&str> = pipeline.topics().into_iter().collect();
+        let changelog = [pipeline.state.changelog.as_str()];
+        let changelog: &[&str] = if keeps_state { &changelog } else { &[] };
         if let Some(embedded) = &self.embedded {
-            for topic in topics {
+            for topic in topics.iter().chain(changelog) {
                 embedded.create_topic(topic, pipeline.partitions)?;
             }
             return Ok(());
         }
-        match kafka::topics::create_missing(
-            &self.config.kafka,
-            &self.brokers,
-            &topics,
-            pipeline.partitions,
-        ) {
+        let kafka = &self.config.kafka;
+        let created =
+            kafka::topics::create_missing(kafka, &self.brokers, &topics, pipeline.partitions, &[])
+                .and_then(|mut created| {
+                    created.extend(kafka::topics::create_missing(
+                        kafka,
+                        &self.brokers,
+                        changelog,
+                        pipeline.partitions,
+                        kafka::topics::CHANGELOG_CONFIG,
+                    )?);
+                    Ok(created)
+                });
+        match created {
             Ok(created) if !created.is_empty() => tracing::info!(
                 pipeline = pipeline.name,
                 topics = ?created,
@@ -391,12 +385,7 @@ impl Supervisor {
         path: &Path,
         bytes: &[u8],
     ) -> anyhow::Result<Vec<String>> {
-        let new = Arc::new(runnable(CompiledPlugin::from_bytes(
-            &self.engine,
-            name,
-            path,
-            bytes,
-        ))?);
+        let new = Arc::new(CompiledPlugin::from_bytes(&self.engine, name, path, bytes)?);
         let mut plugins = self.plugins.clone();
         plugins.insert(path.to_owned(), new);
         let users: Vec<&PipelineConfig> = self
@@ -553,9 +542,8 @@ impl Supervisor {
         for pipeline in &starting {
             for step in &pipeline.steps {
                 if !plugins.contains_key(&step.path) {
-                    let plugin =
-                        runnable(CompiledPlugin::load(&self.engine, &step.plugin, &step.path))
-                            .with_context(|| format!("pipeline `{}`", pipeline.name))?;
+                    let plugin = CompiledPlugin::load(&self.engine, &step.plugin, &step.path)
+                        .with_context(|| format!("pipeline `{}`", pipeline.name))?;
                     plugins.insert(step.path.clone(), Arc::new(plugin));
                 }
             }

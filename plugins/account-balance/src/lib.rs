@@ -63,8 +63,9 @@
 //!
 //! `events.jsonl` opens `ACC-1` and `ACC-2`, moves money, and has one event
 //! of each invalid kind in between; `ACC-1` ends at 850 and `ACC-2` at 300.
-//! Pipelines run stateful plugins once durable state lands (issue 13); the
-//! host refuses them until then.
+//! In a pipeline the state is durable (a changelog topic, restored on
+//! every assignment): `sluice run config/accounts.toml` runs this plugin
+//! exactly once.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -12,14 +12,15 @@ use toml::Spanned;
 use super::error::{ConfigError, Problem};
 use super::interpolate::Source;
 use super::raw::{
-    FlatTable, RawFile, RawKafka, RawLimits, RawPipeline, RawRetry, RawSandbox, RawStep,
+    FlatTable, RawFile, RawKafka, RawLimits, RawPipeline, RawRetry, RawSandbox, RawState, RawStep,
 };
 use super::{
-    Brokers, Config, DEFAULT_BATCH_SIZE, DEFAULT_CLIENT_ID, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_ORIGIN_HEADERS, DEFAULT_PARTITIONS, DEFAULT_WORKERS, KafkaConfig, PipelineConfig,
-    PipelineSites, RetryPolicy, StepConfig, default_group_id,
+    Brokers, Config, DEFAULT_BATCH_SIZE, DEFAULT_CLIENT_ID, DEFAULT_COMMIT_INTERVAL,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_ORIGIN_HEADERS, DEFAULT_PARTITIONS, DEFAULT_WORKERS, Delivery,
+    KafkaConfig, OnCorrupt, PipelineConfig, PipelineSites, RetryPolicy, StateConfig, StepConfig,
+    default_group_id,
 };
-use crate::plugin::{DirGrant, Limits, MAX_MEMORY_MIB, Sandbox};
+use crate::plugin::{DirGrant, Limits, MAX_MEMORY_MIB, Sandbox, StateLimits};
 
 /// A plugin's `init` config, as [`StepConfig::config`] holds it.
 type InitConfig = Vec<(String, String)>;
@@ -309,6 +310,24 @@ fn pipeline(
         Some(sandbox) => p.sandbox(sandbox, base, env),
         None => Sandbox::default(),
     };
+    let delivery = p.delivery(raw.delivery);
+    let commit_interval = p.millis(
+        raw.commit_interval_ms,
+        "commit_interval_ms",
+        DEFAULT_COMMIT_INTERVAL,
+    );
+    let state = p.state(raw.state, group.get_ref());
+    if let Some(clash) = inputs
+        .iter()
+        .chain([output.get_ref(), dlq.get_ref()])
+        .chain(&allowed_outputs)
+        .find(|topic| **topic == state.changelog)
+    {
+        let message = format!(
+            "`state.changelog` is the same topic as `{clash}`; the changelog needs a topic of its own"
+        );
+        p.at(p.here.clone(), message);
+    }
 
     let site = Site {
         name: p.check.position(p.here.clone()),
@@ -331,6 +350,9 @@ fn pipeline(
         limits,
         retry,
         sandbox,
+        delivery,
+        commit_interval,
+        state,
     };
     (config, site)
 }
@@ -595,6 +617,77 @@ impl PipelineCheck<'_, '_, '_> {
                 defaults.max_outputs_per_event,
                 None,
             ),
+        }
+    }
+
+    /// One of the values `choices` names, as written.
+    fn choice<T: Copy>(
+        &mut self,
+        raw: Option<Spanned<String>>,
+        field: &str,
+        choices: &[(&str, T)],
+        default: T,
+    ) -> T {
+        let Some(raw) = raw else {
+            return default;
+        };
+        if let Some((_, value)) = choices.iter().find(|(name, _)| name == raw.get_ref()) {
+            return *value;
+        }
+        let names: Vec<String> = choices.iter().map(|(n, _)| format!("`{n}`")).collect();
+        let message = format!(
+            "`{field}` must be {}, not `{}`",
+            names.join(" or "),
+            raw.get_ref()
+        );
+        self.at(raw.span(), message);
+        default
+    }
+
+    fn delivery(&mut self, raw: Option<Spanned<String>>) -> Delivery {
+        let choices = [Delivery::AtLeastOnce, Delivery::ExactlyOnce].map(|d| (d.as_str(), d));
+        self.choice(raw, "delivery", &choices, Delivery::default())
+    }
+
+    fn state(&mut self, raw: Option<RawState>, group_id: &str) -> StateConfig {
+        let defaults = StateConfig::new(group_id);
+        let Some(raw) = raw else {
+            return defaults;
+        };
+        let changelog = match raw.changelog {
+            Some(topic) => {
+                self.topic("state.changelog", &topic);
+                topic.into_inner()
+            }
+            None => defaults.changelog,
+        };
+        let d = defaults.limits;
+        let limits = StateLimits {
+            max_key_bytes: self.count(
+                raw.max_key_bytes,
+                "state.max_key_bytes",
+                d.max_key_bytes,
+                None,
+            ),
+            max_value_bytes: self.count(
+                raw.max_value_bytes,
+                "state.max_value_bytes",
+                d.max_value_bytes,
+                None,
+            ),
+            max_keys: self.count(raw.max_keys, "state.max_keys", d.max_keys, None),
+            max_bytes: self.count(raw.max_bytes, "state.max_bytes", d.max_bytes, None),
+        };
+        let on_corrupt = self.choice(
+            raw.on_corrupt,
+            "state.on_corrupt",
+            &[("stop", OnCorrupt::Stop), ("skip", OnCorrupt::Skip)],
+            OnCorrupt::Stop,
+        );
+        StateConfig {
+            changelog,
+            limits,
+            on_corrupt,
         }
     }
 

@@ -48,7 +48,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::plugin::{InstanceSettings, Limits, Sandbox};
+use crate::plugin::{InstanceSettings, Limits, Sandbox, StateLimits};
 
 pub use error::{ConfigError, Problem, display_problems};
 
@@ -67,6 +67,69 @@ pub const DEFAULT_PARTITIONS: i32 = 3;
 pub const DEFAULT_CLIENT_ID: &str = "sluice";
 /// Default of `origin_headers`.
 pub const DEFAULT_ORIGIN_HEADERS: bool = true;
+/// Default of `commit_interval_ms` (exactly-once): Kafka Streams' default
+/// under exactly-once too.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The changelog topic of a pipeline whose file names none.
+pub fn default_changelog(group_id: &str) -> String {
+    format!("{group_id}-changelog")
+}
+
+/// What a pipeline promises about its inputs' effects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// An input offset is committed once everything the event led to is
+    /// acknowledged; a crash repeats events, never skips one.
+    #[default]
+    AtLeastOnce,
+    /// A batch's outputs, dead letters, changelog records and input
+    /// offsets commit in one Kafka transaction.
+    ExactlyOnce,
+}
+
+impl Delivery {
+    /// As written in a pipeline file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::AtLeastOnce => "at-least-once",
+            Delivery::ExactlyOnce => "exactly-once",
+        }
+    }
+}
+
+/// What a restore does with a changelog record Sluice did not write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnCorrupt {
+    /// The partition stops, and the log says which record and why.
+    #[default]
+    Stop,
+    /// The record is skipped, with a warning naming its offset.
+    Skip,
+}
+
+/// `[pipeline.state]`: the state of the pipeline's stateful plugins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    /// The compacted topic every state change is written to, partitioned
+    /// like the inputs.
+    pub changelog: String,
+    /// Bounds on each step's state.
+    pub limits: StateLimits,
+    /// What a restore does with a record it cannot read.
+    pub on_corrupt: OnCorrupt,
+}
+
+impl StateConfig {
+    /// The defaults for a pipeline of group `group_id`.
+    pub fn new(group_id: &str) -> Self {
+        StateConfig {
+            changelog: default_changelog(group_id),
+            limits: StateLimits::default(),
+            on_corrupt: OnCorrupt::default(),
+        }
+    }
+}
 
 /// The consumer group of a pipeline that names none.
 pub fn default_group_id(pipeline: &str) -> String {
@@ -182,6 +245,12 @@ pub struct PipelineConfig {
     pub retry: RetryPolicy,
     /// What plugins may see.
     pub sandbox: Sandbox,
+    /// At-least-once or exactly-once.
+    pub delivery: Delivery,
+    /// Exactly-once: how often the open transaction commits.
+    pub commit_interval: Duration,
+    /// The state of stateful plugins.
+    pub state: StateConfig,
 }
 
 impl PipelineConfig {
@@ -210,7 +279,30 @@ impl PipelineConfig {
             limits: Limits::default(),
             retry: RetryPolicy::default(),
             sandbox: Sandbox::default(),
+            delivery: Delivery::default(),
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
+            state: StateConfig::new(&default_group_id(name)),
         }
+    }
+
+    /// The name each step's state goes by in the changelog: its plugin's
+    /// name, and `<plugin>#<n>` for the n-th use of a plugin the chain
+    /// runs more than once. Names, not positions, so adding a step in
+    /// front keeps the others' state.
+    pub fn state_names(&self) -> Vec<String> {
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        self.steps
+            .iter()
+            .map(|step| {
+                let n = seen.entry(step.plugin.as_str()).or_default();
+                *n += 1;
+                if *n == 1 {
+                    step.plugin.clone()
+                } else {
+                    format!("{}#{n}", step.plugin)
+                }
+            })
+            .collect()
     }
 
     /// Whether a plugin of this pipeline may write to `topic`.

@@ -96,6 +96,33 @@ pub(super) struct RawPipeline {
     pub retry: Option<RawRetry>,
     /// `[pipeline.sandbox]`: what plugins may see; default nothing.
     pub sandbox: Option<RawSandbox>,
+    /// `at-least-once` (default) or `exactly-once`.
+    pub delivery: Option<Spanned<String>>,
+    /// Exactly-once: how often the open transaction commits, in
+    /// milliseconds; default 100.
+    pub commit_interval_ms: Option<Spanned<i64>>,
+    /// `[pipeline.state]`: the state of plugins that keep state.
+    pub state: Option<RawState>,
+}
+
+/// `[pipeline.state]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawState {
+    /// The compacted changelog topic; default `<group_id>-changelog`.
+    pub changelog: Option<Spanned<String>>,
+    /// Largest key in bytes; default 4096.
+    pub max_key_bytes: Option<Spanned<i64>>,
+    /// Largest value in bytes; default 1 MiB.
+    pub max_value_bytes: Option<Spanned<i64>>,
+    /// Most keys of one step's state in one partition; default 1,000,000.
+    pub max_keys: Option<Spanned<i64>>,
+    /// Most bytes (keys + values) of one step's state in one partition;
+    /// default 256 MiB.
+    pub max_bytes: Option<Spanned<i64>>,
+    /// What a restore does with a changelog record Sluice did not write:
+    /// `stop` (default: the partition stops and says why) or `skip`.
+    pub on_corrupt: Option<Spanned<String>>,
 }
 
 /// One `[[pipeline.chain]]` entry.

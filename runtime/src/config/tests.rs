@@ -119,6 +119,60 @@ fn demo_example() {
 }
 
 #[test]
+fn accounts_example_keeps_state_exactly_once() {
+    let config = example("accounts.toml", &no_env);
+    let [accounts] = &config.pipelines[..] else {
+        panic!("{:?}", config.pipelines)
+    };
+    assert_eq!(accounts.delivery, Delivery::ExactlyOnce);
+    assert_eq!(accounts.commit_interval, Duration::from_millis(100));
+    assert_eq!(accounts.state.changelog, "sluice-accounts-changelog");
+    assert_eq!(accounts.state.limits, StateLimits::default());
+    assert_eq!(accounts.state.on_corrupt, OnCorrupt::Stop);
+    assert_eq!(accounts.state_names(), ["account-balance"]);
+
+    // Defaults: at-least-once, a changelog named after the group.
+    let demo = example("demo.toml", &no_env);
+    let orders = &demo.pipelines[0];
+    assert_eq!(orders.delivery, Delivery::AtLeastOnce);
+    assert_eq!(orders.state, StateConfig::new("sluice-orders"));
+    assert_eq!(orders.state.changelog, "sluice-orders-changelog");
+}
+
+#[test]
+fn state_and_delivery_settings_are_checked_all_at_once() {
+    let text = format!(
+        "{MINIMAL}delivery = \"twice\"\ncommit_interval_ms = -1\n[pipeline.state]\n\
+         changelog = \"orders\"\nmax_keys = 0\non_corrupt = \"ignore\"\n"
+    );
+    let problems = error_lines(&text);
+    for fragment in [
+        "`delivery` must be `at-least-once` or `exactly-once`, not `twice`",
+        "`commit_interval_ms` must not be negative",
+        "`state.changelog` is the same topic as `orders`",
+        "`state.max_keys`",
+        "`state.on_corrupt` must be `stop` or `skip`, not `ignore`",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(fragment)),
+            "no `{fragment}` in {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_chain_names_each_steps_state_after_its_plugin() {
+    let mut pipeline = PipelineConfig::new("p", vec!["in".into()], Vec::new(), "out", "dlq");
+    let step = |plugin: &str| StepConfig {
+        plugin: plugin.to_owned(),
+        path: PathBuf::from(format!("{plugin}.wasm")),
+        config: Vec::new(),
+    };
+    pipeline.steps = vec![step("a"), step("b"), step("a")];
+    assert_eq!(pipeline.state_names(), ["a", "b", "a#2"]);
+}
+
+#[test]
 fn chain_and_router_examples() {
     let chain = example("chain.toml", &no_env);
     let pipeline = &chain.pipelines[0];

@@ -19,7 +19,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::DlqError;
 use crate::config::{Config, PipelineConfig};
-use crate::kafka::reader::{ReadError, partition_count};
+use crate::kafka::reader::{EndReaderContext, ReadError, partition_count};
 use crate::kafka::{self, event_of};
 use crate::plugin::Event;
 
@@ -43,7 +43,7 @@ pub enum Start {
 
 /// A reader of one DLQ topic.
 pub struct DlqReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<EndReaderContext>,
     topic: String,
     group: String,
     idle: Duration,
@@ -77,7 +77,9 @@ impl DlqReader {
             .set("enable.partition.eof", "true")
             // A committed offset below the log start: what is left is all.
             .set("auto.offset.reset", "earliest");
-        let consumer: BaseConsumer = client.create().map_err(DlqError::Client)?;
+        let consumer: BaseConsumer<EndReaderContext> = client
+            .create_with_context(EndReaderContext)
+            .map_err(DlqError::Client)?;
         let partitions =
             partition_count(&consumer, &topic, METADATA_TIMEOUT).map_err(|e| match e {
                 ReadError::NoSuchTopic { reason, .. } => DlqError::NoTopic {

@@ -135,6 +135,15 @@ pub fn redrive(
     let plugins = load_plugins(&engine, config)
         .and_then(|plugins| chain_plugins(&plugins, pipeline))
         .map_err(|e| DlqError::Plugins(format!("{e:#}")))?;
+    if let Some(plugin) = plugins.iter().find(|p| p.keeps_state()) {
+        return Err(DlqError::Plugins(format!(
+            "pipeline `{}`: plugin `{}` keeps state, which lives with the partitions' owner; \
+             redrive cannot apply an event to it. Write the dead letters back to the input \
+             topic instead (`sluice dlq list --json` prints them)",
+            pipeline.name,
+            plugin.name()
+        )));
+    }
     let mut run = Run {
         pipeline,
         name: pipeline.name.as_str().into(),

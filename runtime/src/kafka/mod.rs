@@ -44,6 +44,8 @@ enum Value {
     Fixed(&'static str),
     /// Nothing: an alias of a property Sluice sets.
     Alias,
+    /// Nothing here: set where a pipeline needs it (exactly-once).
+    Managed,
 }
 
 /// A librdkafka property Sluice sets itself.
@@ -86,6 +88,13 @@ pub const RESERVED: &[Reserved] = &[
         value: Value::GroupId,
     },
     Reserved {
+        name: "transactional.id",
+        why: "Sluice sets it for `delivery = \"exactly-once\"`, from the pipeline's group and \
+              SLUICE_INSTANCE_ID",
+        clients: Clients::Both,
+        value: Value::Managed,
+    },
+    Reserved {
         name: "enable.auto.offset.store",
         why: "Sluice stores an offset only once its outputs are acknowledged (at-least-once)",
         clients: Clients::Consumer,
@@ -99,6 +108,33 @@ pub const RESERVED: &[Reserved] = &[
         value: Value::Fixed("true"),
     },
 ];
+
+/// The environment variable that tells the processes of one group apart
+/// in their transactional ids (default: the host name).
+pub const INSTANCE_ENV: &str = "SLUICE_INSTANCE_ID";
+
+/// The `transactional.id` of an exactly-once pipeline of group `group_id`
+/// in this process: `<group>-<instance>`. Stable across restarts of one
+/// process (a pod, a host), so a restarted process fences the transaction
+/// its predecessor left open and aborts it at once; distinct between the
+/// processes of one group, which otherwise fence each other.
+pub fn transactional_id(group_id: &str) -> String {
+    format!("{group_id}-{}", instance_id())
+}
+
+/// `$SLUICE_INSTANCE_ID`, else the host name, else `sluice`.
+fn instance_id() -> String {
+    std::env::var(INSTANCE_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "sluice".to_owned())
+}
 
 /// Why `name` may not be set in a pipeline file, if it is reserved.
 pub fn reserved(name: &str) -> Option<&'static str> {
@@ -186,7 +222,7 @@ fn build(
             (Value::ClientId, _) => given.client_id,
             (Value::GroupId, Some(group_id)) => group_id,
             (Value::Fixed(value), _) => value,
-            (Value::GroupId, None) | (Value::Alias, _) => continue,
+            (Value::GroupId, None) | (Value::Alias | Value::Managed, _) => continue,
         };
         config.set(reserved.name, value);
     }

@@ -14,6 +14,23 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::plugin::Event;
 
+/// The context of a consumer that reads partitions to their end: an end
+/// of partition is news the reader acts on, not an error to log.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EndReaderContext;
+
+impl rdkafka::ClientContext for EndReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::PartitionEOF(_)
+            | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF) => {}
+            error => tracing::error!(%error, reason, "librdkafka"),
+        }
+    }
+}
+
+impl ConsumerContext for EndReaderContext {}
+
 /// Copies a Kafka message into the event a plugin sees.
 pub fn event_of(message: &BorrowedMessage<'_>) -> Event {
     let headers = message
@@ -62,7 +79,22 @@ impl TopicReader {
     /// Assigns every partition of `topics` from its beginning, waiting up
     /// to `timeout` for each topic to appear in the metadata.
     pub fn new(brokers: &str, topics: &[&str], timeout: Duration) -> Result<Self, ReadError> {
-        let consumer: BaseConsumer = ClientConfig::new()
+        Self::with_settings(brokers, topics, timeout, &[])
+    }
+
+    /// Like [`TopicReader::new`], with more client properties (e.g.
+    /// `isolation.level`; librdkafka's default is `read_committed`).
+    pub fn with_settings(
+        brokers: &str,
+        topics: &[&str],
+        timeout: Duration,
+        settings: &[(&str, &str)],
+    ) -> Result<Self, ReadError> {
+        let mut config = ClientConfig::new();
+        for (key, value) in settings {
+            config.set(*key, *value);
+        }
+        let consumer: BaseConsumer = config
             .set("bootstrap.servers", brokers)
             // librdkafka wants a group for a consumer; it is never joined.
             .set("group.id", "sluice-reader")

@@ -45,25 +45,36 @@ fn refused_list(refused: &[(String, RDKafkaErrorCode)]) -> String {
         .join(", ")
 }
 
+/// The topic configuration of a state changelog: compacted, so it keeps
+/// the latest value of each key and restores stay short.
+pub const CHANGELOG_CONFIG: &[(&str, &str)] = &[("cleanup.policy", "compact")];
+
 /// Creates each of `topics` that does not exist with `partitions`
-/// partitions and the broker's default replication. Returns the topics it
-/// created.
+/// partitions, the broker's default replication and the topic
+/// configuration `settings`. Returns the topics it created.
 pub fn create_missing(
     kafka: &KafkaConfig,
     brokers: &str,
     topics: &[&str],
     partitions: i32,
+    settings: &[(&str, &str)],
 ) -> Result<Vec<String>, CreateError> {
+    if topics.is_empty() {
+        return Ok(Vec::new());
+    }
     let admin: AdminClient<DefaultClientContext> = super::admin_config(kafka, brokers)
         .create()
         .map_err(CreateError::Request)?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|topic| {
-            NewTopic::new(
-                topic,
-                partitions,
-                TopicReplication::Fixed(BROKER_DEFAULT_REPLICATION),
+            settings.iter().fold(
+                NewTopic::new(
+                    topic,
+                    partitions,
+                    TopicReplication::Fixed(BROKER_DEFAULT_REPLICATION),
+                ),
+                |topic, (key, value)| topic.set(key, value),
             )
         })
         .collect();

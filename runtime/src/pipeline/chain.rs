@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 
+use crate::changelog::Restored;
 use crate::plugin::compiled::short_digest;
-use crate::plugin::{Event, Failure, Outcome, Output, PluginRunner};
+use crate::plugin::{Event, Failure, JournalEntry, Outcome, Output, PluginRunner, PluginState};
 
 /// What a chain needs of one step: a batch in, one outcome per event out,
 /// and who it is for dead letters and provenance headers.
@@ -17,6 +18,10 @@ pub(crate) trait Step {
     fn name(&self) -> &Arc<str>;
     /// `sha256:<hex>` of the plugin's file.
     fn digest(&self) -> &Arc<str>;
+    /// The plugin's keyed state, if the step keeps any.
+    fn state_mut(&mut self) -> Option<&mut PluginState> {
+        None
+    }
 }
 
 impl Step for PluginRunner {
@@ -30,6 +35,10 @@ impl Step for PluginRunner {
 
     fn digest(&self) -> &Arc<str> {
         self.plugin().digest()
+    }
+
+    fn state_mut(&mut self) -> Option<&mut PluginState> {
+        Some(PluginRunner::state_mut(self))
     }
 }
 
@@ -89,6 +98,47 @@ impl<S: Step> Chain<S> {
     /// Step `index`, or the last one if there is no such step.
     pub fn step(&self, index: usize) -> Option<&S> {
         self.steps.get(index).or(self.steps.last())
+    }
+
+    /// Replaces partition `partition`'s state of every step with what was
+    /// restored for it (one map per step, in chain order).
+    pub fn restore(&mut self, partition: i32, restored: Restored) {
+        for (step, entries) in self.steps.iter_mut().zip(restored) {
+            if let Some(state) = step.state_mut() {
+                state.restore(partition, entries);
+            }
+        }
+    }
+
+    /// Forgets partition `partition`'s state in every step.
+    pub fn forget(&mut self, partition: i32) {
+        for step in &mut self.steps {
+            if let Some(state) = step.state_mut() {
+                state.drop_partition(partition);
+            }
+        }
+    }
+
+    /// Takes over `old`'s state, step by step (a hot swap: the steps are
+    /// the same plugins, in new versions).
+    pub fn adopt_state(&mut self, old: &mut Chain<S>) {
+        for (new, old) in self.steps.iter_mut().zip(&mut old.steps) {
+            if let (Some(new), Some(old)) = (new.state_mut(), old.state_mut()) {
+                new.adopt(old);
+            }
+        }
+    }
+
+    /// The state changes every step committed since the last call, with
+    /// the index of the step that made them.
+    pub fn take_changes(&mut self) -> Vec<(usize, JournalEntry)> {
+        let mut changes = Vec::new();
+        for (index, step) in self.steps.iter_mut().enumerate() {
+            if let Some(state) = step.state_mut() {
+                changes.extend(state.take_journal().into_iter().map(|c| (index, c)));
+            }
+        }
+        changes
     }
 
     /// The last step, whose digest marks the outputs.

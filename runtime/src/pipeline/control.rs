@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
 use super::batch::{Done, Ticket};
+use crate::changelog::Change;
 use crate::dlq::DeadLetter;
 
 /// One piece of news.
@@ -26,6 +27,13 @@ pub(crate) enum Control {
         ticket: Ticket,
         index: usize,
         dead_letter: Arc<DeadLetter>,
+        error: String,
+    },
+    /// A state change of the ticket's batch could not be written to the
+    /// changelog; try again.
+    ChangeFailed {
+        ticket: Ticket,
+        change: Arc<Change>,
         error: String,
     },
 }

@@ -10,7 +10,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 
 use rustc_hash::FxHashMap;
 
-use super::batch::{Batch, Ticket};
+use super::batch::Batch;
 use super::tracker::{Tp, Tracker};
 use super::worker::WorkerMsg;
 use crate::plugin::Event;
@@ -20,18 +20,24 @@ pub(crate) struct Dispatcher {
     workers: Vec<SyncSender<WorkerMsg>>,
     /// Events read but not yet dispatched, per partition.
     pending: FxHashMap<Tp, Vec<Event>>,
-    /// Batches that did not fit a worker's inbox, per worker, in order.
-    parked: Vec<VecDeque<Ticket>>,
+    /// Batches (and state news) that did not fit a worker's inbox, per
+    /// worker, in order.
+    parked: Vec<VecDeque<WorkerMsg>>,
     batch_size: usize,
+    /// Whether a partition's worker is chosen by partition number alone:
+    /// a stateful chain keeps a partition's state in one worker, which
+    /// every input topic's partition of that number must reach.
+    by_partition: bool,
 }
 
 impl Dispatcher {
-    pub fn new(workers: Vec<SyncSender<WorkerMsg>>, batch_size: usize) -> Self {
+    pub fn new(workers: Vec<SyncSender<WorkerMsg>>, batch_size: usize, by_partition: bool) -> Self {
         Dispatcher {
             parked: workers.iter().map(|_| VecDeque::new()).collect(),
             workers,
             pending: FxHashMap::default(),
             batch_size: batch_size.max(1),
+            by_partition,
         }
     }
 
@@ -74,36 +80,54 @@ impl Dispatcher {
             return;
         };
         let batch = Batch::dispatch(tp.clone(), generation, seq, events);
-        let worker = self.worker_of(tp);
+        // Only after `close` is there no worker: the dropped ticket keeps
+        // the batch in flight, so its events are read again.
+        self.send(self.worker_of(tp), WorkerMsg::Batch(batch));
+    }
+
+    /// Hands `msg` to the worker that owns partition number `partition`
+    /// (a stateful chain's state news), after what it was sent before.
+    pub fn tell_owner(&mut self, partition: i32, msg: WorkerMsg) {
+        let worker = worker_of_partition(partition, self.workers.len());
+        self.send(worker, msg);
+    }
+
+    fn send(&mut self, worker: usize, msg: WorkerMsg) {
         let (Some(inbox), Some(parked)) = (self.workers.get(worker), self.parked.get_mut(worker))
         else {
-            // Only after `close`: the dropped ticket keeps the batch in
-            // flight, so its events are read again.
             return;
         };
         if !parked.is_empty() {
-            parked.push_back(batch);
+            parked.push_back(msg);
             return;
         }
-        match inbox.try_send(WorkerMsg::Batch(batch)) {
+        match inbox.try_send(msg) {
             Ok(()) => {}
-            Err(TrySendError::Full(WorkerMsg::Batch(batch))) => parked.push_back(batch),
+            Err(TrySendError::Full(msg)) => parked.push_back(msg),
             Err(_) => tracing::error!(worker, "a worker is gone"),
+        }
+    }
+
+    /// Drops every parked message (a reset: they belong to a generation
+    /// that is over).
+    pub fn drop_parked(&mut self) {
+        for queue in &mut self.parked {
+            queue.clear();
         }
     }
 
     /// Moves parked batches into worker inboxes as room frees up.
     pub fn unpark(&mut self) {
         for (worker, queue) in self.parked.iter_mut().enumerate() {
-            while let Some(batch) = queue.pop_front() {
+            while let Some(msg) = queue.pop_front() {
                 let Some(inbox) = self.workers.get(worker) else {
-                    queue.push_front(batch);
+                    queue.push_front(msg);
                     break;
                 };
-                match inbox.try_send(WorkerMsg::Batch(batch)) {
+                match inbox.try_send(msg) {
                     Ok(()) => {}
-                    Err(TrySendError::Full(WorkerMsg::Batch(batch))) => {
-                        queue.push_front(batch);
+                    Err(TrySendError::Full(msg)) => {
+                        queue.push_front(msg);
                         break;
                     }
                     Err(_) => break,
@@ -134,15 +158,26 @@ impl Dispatcher {
     pub fn parked_tps(&self) -> Vec<Tp> {
         self.parked
             .iter()
-            .flat_map(|q| q.iter().map(|t| t.batch().tp.clone()))
+            .flat_map(|q| {
+                q.iter().filter_map(|msg| match msg {
+                    WorkerMsg::Batch(ticket) => Some(ticket.batch().tp.clone()),
+                    _ => None,
+                })
+            })
             .collect()
     }
 
     /// Tells worker `index` to finish after its inbox; `false` while the
     /// inbox is full.
     pub fn try_stop(&self, index: usize) -> bool {
+        self.try_tell(index, WorkerMsg::Stop)
+    }
+
+    /// Sends `msg` to worker `index` unless its inbox is full; `false`
+    /// while it is (a worker that is gone counts as told).
+    pub fn try_tell(&self, index: usize, msg: WorkerMsg) -> bool {
         !matches!(
-            self.workers.get(index).map(|w| w.try_send(WorkerMsg::Stop)),
+            self.workers.get(index).map(|w| w.try_send(msg)),
             Some(Err(TrySendError::Full(_)))
         )
     }
@@ -158,7 +193,11 @@ impl Dispatcher {
     }
 
     fn worker_of(&self, tp: &Tp) -> usize {
-        worker_of(tp, self.workers.len())
+        if self.by_partition {
+            worker_of_partition(tp.partition, self.workers.len())
+        } else {
+            worker_of(tp, self.workers.len())
+        }
     }
 }
 
@@ -167,4 +206,10 @@ pub(crate) fn worker_of(tp: &Tp, workers: usize) -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     tp.hash(&mut h);
     (h.finish() % workers.max(1) as u64) as usize
+}
+
+/// The worker that owns every input partition numbered `partition`, in a
+/// stateful pipeline.
+fn worker_of_partition(partition: i32, workers: usize) -> usize {
+    (partition.unsigned_abs() as usize) % workers.max(1)
 }

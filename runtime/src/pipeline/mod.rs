@@ -16,16 +16,26 @@
 //!   go there too.
 //!
 //! The other files: [`dispatch`] (batches to workers), [`pressure`]
-//! (holding off and pausing), [`group`] (rebalances and the assignment).
-//! Every queue is bounded.
+//! (holding off and pausing), [`group`] (rebalances and the assignment),
+//! [`live`] (which batches may still run), [`refused`] (exactly-once:
+//! outputs the broker refused). Every queue is bounded.
+//!
+//! A stateful chain's state is restored from its changelog
+//! ([`crate::changelog`]) by the poll thread when a partition is assigned
+//! and handed to the partition's worker ahead of its first batch; workers
+//! write each batch's state changes under the batch's tickets. Under
+//! exactly-once the sink's producer is transactional and the poll thread
+//! commits (or aborts and rewinds) the transaction.
 
 mod batch;
 mod chain;
 mod control;
 mod dispatch;
 mod group;
+mod live;
 mod poller;
 mod pressure;
+mod refused;
 mod sink;
 mod tracker;
 mod worker;
@@ -36,17 +46,21 @@ use std::thread::JoinHandle;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::producer::Producer;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{KafkaConfig, PipelineConfig};
+use crate::changelog::Restorer;
+use crate::config::{Delivery, KafkaConfig, PipelineConfig};
 use crate::kafka;
 use crate::metrics::Replacement;
-use crate::plugin::{CompiledPlugin, PluginError, PluginRunner};
+use crate::plugin::{CompiledPlugin, PluginError, PluginRunner, PluginState};
 use crate::status::PipelineStatus;
 use control::ControlTx;
 use dispatch::Dispatcher;
 use group::GroupContext;
+use live::Live;
 use poller::{Poller, PollerParts};
+use refused::RefusedOutputs;
 use sink::Sink;
 use worker::{WorkerMsg, WorkerShared};
 
@@ -59,6 +73,9 @@ pub(crate) use worker::{Processed, dead_letter, origin, output_record, process};
 const WORKER_INBOX: usize = 8;
 /// News of done batches and failed records waiting for the poll thread.
 const CONTROL_CAPACITY: usize = 1 << 16;
+/// How long the transactional producer may take to register (it also
+/// aborts what a previous process with its transactional id left open).
+const TRANSACTIONS_INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why a pipeline could not start or change.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +100,13 @@ pub enum Why {
     Stopping,
     #[error("its poll thread panicked")]
     Panicked,
+    #[error(
+        "the new version of plugin `{0}` keeps state, which the pipeline was not started \
+         with: restart Sluice to start its durable state"
+    )]
+    StateNeedsRestart(String),
+    #[error("cannot start the transactional producer: {0}")]
+    Transactions(KafkaError),
 }
 
 impl PipelineError {
@@ -105,6 +129,7 @@ pub struct PreparedSwap {
 pub struct PreparedPipeline {
     config: PipelineConfig,
     chains: Vec<Chain>,
+    keeps_state: bool,
 }
 
 /// A pipeline started by [`PreparedPipeline::start`]; stop it with
@@ -115,6 +140,7 @@ pub struct Pipeline {
     cancel: CancellationToken,
     thread: Option<JoinHandle<()>>,
     workers: Vec<SyncSender<WorkerMsg>>,
+    keeps_state: bool,
 }
 
 impl Pipeline {
@@ -128,6 +154,7 @@ impl Pipeline {
         Ok(PreparedPipeline {
             chains: build_chains(config, plugins, config.workers.max(1))?,
             config: config.clone(),
+            keeps_state: plugins.iter().any(|p| p.keeps_state()),
         })
     }
 
@@ -157,6 +184,14 @@ impl Pipeline {
         &self,
         plugins: &[Arc<CompiledPlugin>],
     ) -> Result<PreparedSwap, PipelineError> {
+        if !self.keeps_state
+            && let Some(plugin) = plugins.iter().find(|p| p.keeps_state())
+        {
+            return Err(PipelineError::new(
+                &self.config.name,
+                Why::StateNeedsRestart(plugin.name().to_string()),
+            ));
+        }
         Ok(PreparedSwap {
             chains: build_chains(&self.config, plugins, self.workers.len())?,
         })
@@ -219,10 +254,21 @@ impl PreparedPipeline {
         &self.config
     }
 
+    /// Whether a plugin of its chain keeps state (it then needs its
+    /// changelog topic).
+    pub fn keeps_state(&self) -> bool {
+        self.keeps_state
+    }
+
     /// Creates the producer and the consumer, starts the workers and the
     /// poll thread, and joins the group.
     pub fn start(self, kafka: &KafkaConfig, brokers: &str) -> Result<Pipeline, PipelineError> {
-        let PreparedPipeline { config, chains } = self;
+        let PreparedPipeline {
+            config,
+            chains,
+            keeps_state,
+        } = self;
+        let exactly_once = config.delivery == Delivery::ExactlyOnce;
         let name = &config.name;
         let client_error = |client| move |e| PipelineError::new(name, Why::Client(client, e));
         let thread_error = |e| PipelineError::new(name, Why::Thread(e));
@@ -234,30 +280,59 @@ impl PreparedPipeline {
 
         let (control_tx, control_rx) = mpsc::sync_channel(CONTROL_CAPACITY);
         let control = ControlTx::new(control_tx);
+        let mut producer_config = kafka::producer_config(kafka, brokers);
+        let mut consumer_config = kafka::consumer_config(kafka, brokers, &config.group_id);
+        if exactly_once {
+            producer_config.set(
+                "transactional.id",
+                kafka::transactional_id(&config.group_id),
+            );
+            // Offsets are committed in the transactions, and only what
+            // other transactions committed is read.
+            consumer_config
+                .set("enable.auto.commit", "false")
+                .set("isolation.level", "read_committed");
+        }
         let sink = Arc::new(
             Sink::new(
-                &kafka::producer_config(kafka, brokers),
+                &producer_config,
                 control.clone(),
-                config.dlq.clone(),
+                (config.dlq.clone(), config.state.changelog.clone()),
                 status.clone(),
             )
             .map_err(client_error("producer"))?,
         );
-        let consumer: BaseConsumer<GroupContext> =
-            kafka::consumer_config(kafka, brokers, &config.group_id)
-                .create_with_context(GroupContext::new(name))
-                .map_err(client_error("consumer"))?;
+        if exactly_once {
+            let producer = sink.producer();
+            producer
+                .init_transactions(TRANSACTIONS_INIT_TIMEOUT)
+                .and_then(|()| producer.begin_transaction())
+                .map_err(|e| PipelineError::new(name, Why::Transactions(e)))?;
+        }
+        let restorer = if keeps_state {
+            Some(Restorer::new(kafka, brokers, &config).map_err(client_error("changelog reader"))?)
+        } else {
+            None
+        };
+        let consumer: BaseConsumer<GroupContext> = consumer_config
+            .create_with_context(GroupContext::new(name))
+            .map_err(client_error("consumer"))?;
         let topics: Vec<&str> = config.inputs.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
             .map_err(|e| PipelineError::new(name, Why::Subscribe(config.inputs.clone(), e)))?;
 
+        let live = Arc::new(Live::default());
+        let refused = Arc::new(RefusedOutputs::default());
         let shared = Arc::new(WorkerShared {
             pipeline: name.as_str().into(),
             config: config.clone(),
             sink: sink.clone(),
             control,
             metrics: crate::metrics::global().pipeline(name),
+            live: live.clone(),
+            state_names: config.state_names(),
+            refused: refused.clone(),
         });
         let mut inboxes = Vec::new();
         let mut worker_threads = Vec::new();
@@ -279,11 +354,15 @@ impl PreparedPipeline {
             consumer,
             sink,
             control: control_rx,
-            dispatcher: Dispatcher::new(inboxes.clone(), config.batch_size),
+            dispatcher: Dispatcher::new(inboxes.clone(), config.batch_size, keeps_state),
             worker_threads,
             status: status.clone(),
             cancel: cancel.clone(),
             max_in_flight: config.max_in_flight,
+            live,
+            restorer,
+            commit_interval: exactly_once.then_some(config.commit_interval),
+            refused,
         });
         let thread = std::thread::Builder::new()
             .name(format!("sluice-{name}-poll"))
@@ -296,6 +375,8 @@ impl PreparedPipeline {
             dlq = %config.dlq,
             plugins = ?versions,
             workers = inboxes.len(),
+            delivery = config.delivery.as_str(),
+            changelog = keeps_state.then_some(config.state.changelog.as_str()),
             "pipeline started"
         );
         Ok(Pipeline {
@@ -304,6 +385,7 @@ impl PreparedPipeline {
             cancel,
             thread: Some(thread),
             workers: inboxes,
+            keeps_state,
         })
     }
 }
@@ -319,7 +401,15 @@ pub(crate) fn build_chain(
         .iter()
         .zip(plugins)
         .map(|(step, plugin)| {
-            PluginRunner::start(plugin.clone(), Arc::new(config.instance_settings(step)))
+            let settings = Arc::new(config.instance_settings(step));
+            let limits = config.state.limits;
+            // Only a stateful step journals its changes for the changelog.
+            let state = if plugin.keeps_state() {
+                PluginState::journaled(limits)
+            } else {
+                PluginState::new(limits)
+            };
+            PluginRunner::with_state(plugin.clone(), settings, state)
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PipelineError::new(&config.name, Why::Plugin(e)))?;

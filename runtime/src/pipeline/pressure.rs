@@ -156,7 +156,7 @@ impl Pressure {
     }
 }
 
-fn set_paused(consumer: &BaseConsumer<GroupContext>, tp: &Tp, paused: bool) {
+pub(crate) fn set_paused(consumer: &BaseConsumer<GroupContext>, tp: &Tp, paused: bool) {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(&tp.topic, tp.partition);
     let result = if paused {

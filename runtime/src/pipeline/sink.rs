@@ -16,6 +16,7 @@ use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProdu
 
 use super::batch::Ticket;
 use super::control::{Control, ControlTx};
+use crate::changelog::Change;
 use crate::dlq::{Culprit, DeadLetter};
 use crate::kafka::writer::{RecordRef, send_waiting};
 use crate::plugin::{Failure, FailureKind};
@@ -43,6 +44,8 @@ pub(crate) enum Payload {
     Output(Arc<Origin>),
     /// A dead letter; on failure it is written again.
     DeadLetter(Arc<DeadLetter>),
+    /// A state change; on failure it is written again.
+    Change(Arc<Change>),
 }
 
 /// Routes delivery reports to the pipeline's bookkeeping.
@@ -112,6 +115,11 @@ fn failure_control(delivery: Delivery, error: &KafkaError) -> Option<Control> {
             dead_letter,
             error: error.to_string(),
         }),
+        Payload::Change(change) => Some(Control::ChangeFailed {
+            ticket,
+            change,
+            error: error.to_string(),
+        }),
     }
 }
 
@@ -120,24 +128,43 @@ pub(crate) struct Sink {
     producer: ThreadedProducer<SinkContext>,
     control: ControlTx,
     dlq_topic: String,
+    changelog: String,
 }
 
 impl Sink {
     pub fn new(
         config: &ClientConfig,
         control: ControlTx,
-        dlq_topic: String,
+        topics: (String, String),
         status: Arc<PipelineStatus>,
     ) -> Result<Self, KafkaError> {
         let producer = config.create_with_context(SinkContext {
             control: control.clone(),
             status,
         })?;
+        let (dlq_topic, changelog) = topics;
         Ok(Sink {
             producer,
             control,
             dlq_topic,
+            changelog,
         })
+    }
+
+    /// Queues a state change of the ticket's batch for the changelog.
+    pub fn send_change(&self, ticket: Ticket, change: Arc<Change>) {
+        let record = change.record(&self.changelog);
+        let delivery = Box::new(Delivery {
+            ticket,
+            index: 0,
+            payload: Payload::Change(change.clone()),
+        });
+        self.send(record, delivery);
+    }
+
+    /// The producer, for transactions.
+    pub fn producer(&self) -> &ThreadedProducer<SinkContext> {
+        &self.producer
     }
 
     /// Queues a record. Waits while the producer's queue is full; any other

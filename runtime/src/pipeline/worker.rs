@@ -5,7 +5,7 @@
 //! partition's batches are always handled in order by the same worker.
 
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
 use rdkafka::message::OwnedHeaders;
@@ -13,7 +13,10 @@ use rdkafka::message::OwnedHeaders;
 use super::batch::Ticket;
 use super::chain::{Chain, ChainOutcome, Step, StepFailure};
 use super::control::ControlTx;
+use super::live::Live;
+use super::refused::RefusedOutputs;
 use super::sink::{Delivery, Origin, Payload, Sink};
+use crate::changelog::{self, Change, Restored};
 use crate::config::{PipelineConfig, RetryPolicy};
 use crate::dlq::{Culprit, DeadLetter};
 use crate::headers;
@@ -24,8 +27,17 @@ use crate::plugin::{Event, Failure, FailureKind, Output};
 pub(crate) enum WorkerMsg {
     /// Process a batch (events of one partition, in offset order).
     Batch(Ticket),
-    /// Use these plugin instances from the next batch on (hot reload).
+    /// Use these plugin instances from the next batch on (hot reload);
+    /// they take over the old ones' state.
     Swap(Chain),
+    /// Partition `partition`'s state, restored from the changelog: set it
+    /// before the partition's first batch.
+    Restore { partition: i32, state: Restored },
+    /// Partition `partition` is gone: drop its state.
+    Forget(i32),
+    /// Answer once everything before this in the inbox is handled (a
+    /// reset waits for batches in progress to be done writing).
+    Barrier(SyncSender<()>),
     /// Finish: everything before this in the inbox has been handled.
     Stop,
 }
@@ -39,6 +51,14 @@ pub(crate) struct WorkerShared {
     /// Where the worker's ticket of each batch is released to.
     pub control: ControlTx,
     pub metrics: crate::metrics::PipelineMetrics,
+    /// Which batches may still be processed.
+    pub live: Arc<Live>,
+    /// Each step's name in the changelog (see
+    /// [`PipelineConfig::state_names`]).
+    pub state_names: Vec<String>,
+    /// Exactly-once: events to dead-letter instead of writing their
+    /// outputs again.
+    pub refused: Arc<RefusedOutputs>,
 }
 
 /// The worker thread's body: runs until told to stop or its channel
@@ -47,12 +67,23 @@ pub(crate) fn run(mut chain: Chain, inbox: Receiver<WorkerMsg>, shared: Arc<Work
     while let Ok(msg) = inbox.recv() {
         match msg {
             WorkerMsg::Batch(ticket) => {
-                handle(&mut chain, &ticket, &shared);
+                let batch = ticket.batch();
+                if shared.live.is_live(&batch.tp, batch.generation) {
+                    handle(&mut chain, &ticket, &shared);
+                }
                 // The worker's own ticket: the batch is done once this and
                 // every record's ticket are released.
                 shared.control.release(ticket);
             }
-            WorkerMsg::Swap(next) => chain = next,
+            WorkerMsg::Swap(mut next) => {
+                next.adopt_state(&mut chain);
+                chain = next;
+            }
+            WorkerMsg::Restore { partition, state } => chain.restore(partition, state),
+            WorkerMsg::Forget(partition) => chain.forget(partition),
+            WorkerMsg::Barrier(done) => {
+                let _ = done.send(());
+            }
             WorkerMsg::Stop => return,
         }
     }
@@ -94,6 +125,12 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
         outcomes.into_iter().zip(attempts).zip(events).enumerate()
     {
         match outcome {
+            Ok(_) if let Some(dl) = shared.refused.get(&batch.tp.topic, event) => {
+                shared
+                    .metrics
+                    .dead_letter(FailureKind::ProduceFailed.as_str());
+                shared.sink.send_dead_letter(ticket.another(), index, dl);
+            }
             Ok(outputs) => {
                 shared.metrics.outputs.inc_by(outputs.len() as u64);
                 for output in &outputs {
@@ -115,6 +152,31 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
                     .send_dead_letter(ticket.another(), index, Arc::new(dl));
             }
         }
+    }
+    write_changes(chain, ticket, shared);
+}
+
+/// Writes the state changes of a batch to the changelog, under its ticket:
+/// its offsets are stored only once they are acknowledged.
+fn write_changes(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
+    let changes = chain.take_changes();
+    let batch = ticket.batch();
+    let Some(last) = batch.events.last() else {
+        return;
+    };
+    let source_offset = last.offset.to_string();
+    for (step, (partition, key, value)) in changes {
+        let Some(name) = shared.state_names.get(step) else {
+            continue;
+        };
+        let change = Change {
+            partition,
+            key: changelog::record_key(name, &key),
+            value,
+            source_topic: batch.tp.topic.clone(),
+            source_offset: source_offset.clone(),
+        };
+        shared.sink.send_change(ticket.another(), Arc::new(change));
     }
 }
 

@@ -35,7 +35,7 @@ pub use limits::{
 };
 pub use runner::{Outcome, PluginRunner};
 pub use sandbox::{DirGrant, Sandbox};
-pub use state::{PluginState, StateLimitError, StateLimits};
+pub use state::{JournalEntry, PluginState, StateLimitError, StateLimits};
 
 use std::fmt;
 use std::path::PathBuf;

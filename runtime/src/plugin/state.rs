@@ -12,7 +12,8 @@
 //!
 //! What a durable store needs on top is here as well: [`PluginState::restore`]
 //! and [`PluginState::drop_partition`] for assignment and revocation, and
-//! [`PluginState::commit_with_writes`] for what a committed call wrote.
+//! the journal of committed changes a changelog is written from
+//! ([`PluginState::journaled`], [`PluginState::take_journal`]).
 
 use std::collections::BTreeMap;
 use std::collections::btree_map;
@@ -71,11 +72,6 @@ pub enum StateLimitError {
     },
 }
 
-/// What a committed call changed, in key order: the new value of each key
-/// it wrote, `None` for a key it removed (a changelog's record or
-/// tombstone).
-pub type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
-
 /// One partition's committed state.
 #[derive(Debug, Default, Clone)]
 struct Scope {
@@ -84,11 +80,21 @@ struct Scope {
     bytes: usize,
 }
 
+/// Changes of committed calls not taken yet: the latest value of each
+/// key written, per partition (`None`: removed).
+type Journal = BTreeMap<(i32, Vec<u8>), Option<Vec<u8>>>;
+
+/// What [`PluginState::take_journal`] hands out: per partition, in key
+/// order, the latest value of each key written (`None`: removed).
+pub type JournalEntry = (i32, Vec<u8>, Option<Vec<u8>>);
+
 /// Every partition's state of one plugin.
 #[derive(Debug, Default)]
 pub struct PluginState {
     limits: StateLimits,
     scopes: BTreeMap<i32, Scope>,
+    /// Kept only when the state is durable: what the changelog is owed.
+    journal: Option<Journal>,
 }
 
 impl PluginState {
@@ -97,6 +103,44 @@ impl PluginState {
         PluginState {
             limits,
             scopes: BTreeMap::new(),
+            journal: None,
+        }
+    }
+
+    /// Empty state under `limits` that keeps a journal of committed
+    /// changes for [`PluginState::take_journal`] (a pipeline's, which
+    /// writes them to its changelog).
+    pub fn journaled(limits: StateLimits) -> Self {
+        PluginState {
+            journal: Some(Journal::new()),
+            ..PluginState::new(limits)
+        }
+    }
+
+    /// The changes committed since the last call, one per key: a key set
+    /// twice since then is written once, with its latest value.
+    pub fn take_journal(&mut self) -> Vec<JournalEntry> {
+        match &mut self.journal {
+            Some(journal) if !journal.is_empty() => std::mem::take(journal)
+                .into_iter()
+                .map(|((partition, key), value)| (partition, key, value))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Moves `other`'s committed state and journal into this one (a hot
+    /// swap: the new instance takes over the old one's state).
+    pub fn adopt(&mut self, other: &mut PluginState) {
+        self.scopes = std::mem::take(&mut other.scopes);
+        if let (Some(mine), Some(theirs)) = (&mut self.journal, &mut other.journal) {
+            mine.append(theirs);
+        }
+    }
+
+    fn forget_journal(&mut self, partition: i32) {
+        if let Some(journal) = &mut self.journal {
+            journal.retain(|(p, _), _| *p != partition);
         }
     }
 
@@ -110,11 +154,13 @@ impl PluginState {
         let entries: BTreeMap<Vec<u8>, Vec<u8>> = entries.into_iter().collect();
         let bytes = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
         self.scopes.insert(partition, Scope { entries, bytes });
+        self.forget_journal(partition);
     }
 
     /// Forgets `partition`'s state (its partition was revoked).
     pub fn drop_partition(&mut self, partition: i32) {
         self.scopes.remove(&partition);
+        self.forget_journal(partition);
     }
 
     /// The partitions that have state, in order, each with its entries in
@@ -149,18 +195,18 @@ impl PluginState {
         }
     }
 
-    /// Applies the call's writes.
+    /// Applies the call's writes (and journals them, when journaled).
     pub fn commit(&mut self, transaction: Transaction) {
-        self.apply(transaction, |_, _| {});
-    }
-
-    /// Applies the call's writes and returns them.
-    pub fn commit_with_writes(&mut self, transaction: Transaction) -> Writes {
-        let mut writes = Writes::new();
-        self.apply(transaction, |key, value| {
-            writes.push((key.to_vec(), value.map(<[u8]>::to_vec)));
-        });
-        writes
+        let partition = transaction.partition;
+        match self.journal.take() {
+            Some(mut journal) => {
+                self.apply(transaction, |key, value| {
+                    journal.insert((partition, key.to_vec()), value.map(<[u8]>::to_vec));
+                });
+                self.journal = Some(journal);
+            }
+            None => self.apply(transaction, |_, _| {}),
+        }
     }
 
     /// Drops the call's writes: the partition's state is as before it.
@@ -351,7 +397,7 @@ mod tests {
     use super::*;
 
     fn seeded(entries: &[(&str, &str)]) -> PluginState {
-        let mut state = PluginState::default();
+        let mut state = PluginState::journaled(StateLimits::default());
         state.restore(
             0,
             entries
@@ -401,19 +447,46 @@ mod tests {
         assert!(txn.exists(b"c") && !txn.exists(b"b"));
         // Committed state is untouched until the call returns.
         assert_eq!(state.get(0, b"a"), None, "the scope is in the call");
-        let writes = state.commit_with_writes(txn);
+        state.commit(txn);
         assert_eq!(
-            writes,
+            state.take_journal(),
             vec![
-                (b"a".to_vec(), Some(b"10".to_vec())),
-                (b"b".to_vec(), None),
-                (b"c".to_vec(), Some(b"3".to_vec())),
+                (0, b"a".to_vec(), Some(b"10".to_vec())),
+                (0, b"b".to_vec(), None),
+                (0, b"c".to_vec(), Some(b"3".to_vec())),
             ]
         );
+        assert_eq!(state.take_journal(), [], "taken");
         assert_eq!(
             committed(&state, 0),
             [("a".into(), "10".into()), ("c".into(), "3".into())]
         );
+    }
+
+    #[test]
+    fn the_journal_keeps_the_latest_change_of_each_key_until_taken_or_dropped() {
+        let mut state = PluginState::journaled(StateLimits::default());
+        for (partition, value) in [(0, "1"), (1, "x"), (0, "2")] {
+            let mut txn = state.begin(partition);
+            set(&mut txn, "k", value);
+            state.commit(txn);
+        }
+        let mut txn = state.begin(0);
+        set(&mut txn, "gone", "soon");
+        state.abort(txn);
+        assert_eq!(
+            state.take_journal(),
+            vec![
+                (0, b"k".to_vec(), Some(b"2".to_vec())),
+                (1, b"k".to_vec(), Some(b"x".to_vec())),
+            ]
+        );
+        let mut txn = state.begin(1);
+        set(&mut txn, "k", "y");
+        state.commit(txn);
+        state.drop_partition(1);
+        assert_eq!(state.take_journal(), [], "a dropped partition owes nothing");
+        assert_eq!(PluginState::default().take_journal(), [], "not journaled");
     }
 
     #[test]
@@ -429,11 +502,12 @@ mod tests {
 
     #[test]
     fn a_key_set_and_deleted_in_one_call_writes_nothing() {
-        let mut state = PluginState::default();
+        let mut state = PluginState::journaled(StateLimits::default());
         let mut txn = state.begin(0);
         set(&mut txn, "tmp", "x");
         assert!(txn.delete(b"tmp"));
-        assert_eq!(state.commit_with_writes(txn), Writes::new());
+        state.commit(txn);
+        assert_eq!(state.take_journal(), []);
         assert_eq!(state.partitions().count(), 0);
     }
 

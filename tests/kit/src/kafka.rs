@@ -172,7 +172,22 @@ impl Reader {
     /// Assigns every partition of `topics` from the beginning. The topics
     /// must exist.
     pub fn new(bootstrap: &str, topics: &[&str]) -> Reader {
-        let reader = TopicReader::new(bootstrap, topics, METADATA_TIMEOUT)
+        Reader::with_settings(bootstrap, topics, &[])
+    }
+
+    /// A reader that also sees what open and aborted transactions wrote
+    /// (`isolation.level = read_uncommitted`; the default reads committed
+    /// records only).
+    pub fn uncommitted(bootstrap: &str, topics: &[&str]) -> Reader {
+        Reader::with_settings(
+            bootstrap,
+            topics,
+            &[("isolation.level", "read_uncommitted")],
+        )
+    }
+
+    fn with_settings(bootstrap: &str, topics: &[&str], settings: &[(&str, &str)]) -> Reader {
+        let reader = TopicReader::with_settings(bootstrap, topics, METADATA_TIMEOUT, settings)
             .unwrap_or_else(|e| panic!("create the test reader: {e}"));
         Reader {
             reader,

@@ -193,6 +193,12 @@ impl Scene {
         SluiceProcess::start_with_args(config, args, self.dir.path(), name)
     }
 
+    /// `sluice run CONFIG` with environment variables `env` set for it,
+    /// logging to `<dir>/<name>.stderr`.
+    pub fn start_with_env(&self, config: &Path, name: &str, env: &[(&str, &str)]) -> SluiceProcess {
+        SluiceProcess::start_with_env(config, &[], env, self.dir.path(), name)
+    }
+
     /// A one-shot `sluice ARGS...` (e.g. `check`), at most `timeout`.
     pub fn cli(&self, args: &[&str], timeout: Duration) -> CliOutput {
         run_cli(args, self.dir.path(), timeout)
@@ -218,7 +224,12 @@ impl Drop for Scene {
 
 /// Starts `sluice ARGS...` with info-level logs (plain text) and stdout and
 /// stderr going to the given files.
-fn spawn(args: impl IntoIterator<Item = impl AsRef<OsStr>>, stdout: &Path, stderr: &Path) -> Child {
+fn spawn(
+    args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+    env: &[(&str, &str)],
+    stdout: &Path,
+    stderr: &Path,
+) -> Child {
     Command::new(binary())
         .args(args)
         .env("SLUICE_LOG", "info")
@@ -229,6 +240,7 @@ fn spawn(args: impl IntoIterator<Item = impl AsRef<OsStr>>, stdout: &Path, stder
         .env_remove("SLUICE_LOG_FORMAT")
         // Tests that want a token pass `--http-token`.
         .env_remove("SLUICE_HTTP_TOKEN")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(File::create(stdout).expect("create the stdout file"))
         .stderr(File::create(stderr).expect("create the stderr file"))
@@ -263,6 +275,18 @@ impl SluiceProcess {
         log_dir: &Path,
         name: &str,
     ) -> SluiceProcess {
+        SluiceProcess::start_with_env(config, args, &[], log_dir, name)
+    }
+
+    /// Like [`SluiceProcess::start_with_args`], with environment variables
+    /// set for it (e.g. `SLUICE_INSTANCE_ID`).
+    pub fn start_with_env(
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log_dir: &Path,
+        name: &str,
+    ) -> SluiceProcess {
         let stdout = log_dir.join(format!("{name}.stdout"));
         let stderr = log_dir.join(format!("{name}.stderr"));
         // A free port can be taken by someone else before sluice binds it;
@@ -277,7 +301,7 @@ impl SluiceProcess {
                 .chain([OsStr::new("--http"), OsStr::new(&http)]);
             let mut process = SluiceProcess {
                 name: name.to_owned(),
-                child: spawn(all, &stdout, &stderr),
+                child: spawn(all, env, &stdout, &stderr),
                 status: None,
                 stdout: stdout.clone(),
                 stderr: stderr.clone(),
@@ -522,7 +546,7 @@ pub fn run_cli(args: &[&str], dir: &Path, timeout: Duration) -> CliOutput {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let out_path = dir.join(format!("cli-{n}.stdout"));
     let err_path = dir.join(format!("cli-{n}.stderr"));
-    let mut child = spawn(args, &out_path, &err_path);
+    let mut child = spawn(args, &[], &out_path, &err_path);
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().expect("try_wait") {

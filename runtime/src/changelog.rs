@@ -1,0 +1,543 @@
+//! The changelog of a pipeline's plugin state: the compacted topic every
+//! committed state change is written to, partitioned like the inputs, and
+//! what a partition's state is restored from when it is assigned.
+//!
+//! A record is one key's latest value after a batch:
+//! - partition: the input partition whose state it is;
+//! - key: `<step>` NUL `<key>`, where `<step>` is the step's state name
+//!   ([`crate::config::PipelineConfig::state_names`]) and `<key>` the
+//!   plugin's key; compaction keeps the latest record of each;
+//! - value: the new value; none (a tombstone) when the key was removed;
+//! - headers `sluice.source.topic` and `sluice.source.offset`: the last
+//!   event of the batch whose calls made the change.
+//!
+//! A restore reads a partition from its beginning to its end and applies
+//! every record in order. Under exactly-once it also skips a record whose
+//! source offset is at or past the committed offset of its source
+//! partition: such a record belongs to work that was never committed. On a
+//! broker that hides aborted transactions from `read_committed` readers,
+//! as Kafka does, there are none; on one that does not (tansu 0.6,
+//! librdkafka's mock cluster) this is what keeps an aborted batch out of
+//! the state. A record of an aborted batch that is older than the commit
+//! is harmless: the batch was processed again and committed, and its
+//! records, later in the log, win.
+//!
+//! Where a partition ends, as in [`crate::dlq`]'s reader: a high watermark
+//! at the log start means empty; otherwise the client's end-of-partition
+//! after a record was read, or a quiet [`END_IDLE`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::{KafkaConfig, OnCorrupt, PipelineConfig};
+use crate::headers;
+use crate::kafka::reader::{EndReaderContext, ReadError, partition_count};
+use crate::kafka::writer::{RecordRef, owned_headers};
+
+/// How long a partition may stay quiet before it counts as read to its
+/// end, when the broker's end-of-partition cannot be trusted.
+pub const END_IDLE: Duration = Duration::from_secs(2);
+
+/// How long the broker may take to answer about offsets and metadata.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What separates the step's name from the plugin's key in a record key.
+const SEPARATOR: u8 = 0;
+
+/// A partition's restored state: per step (in chain order), its entries.
+pub type Restored = Vec<BTreeMap<Vec<u8>, Vec<u8>>>;
+
+/// Why a partition's state could not be restored.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RestoreError {
+    #[error("cannot read the changelog `{topic}`: {error}")]
+    Read { topic: String, error: String },
+    #[error(
+        "the changelog `{topic}` has {has} partitions, but input partition {partition} needs \
+         one of its own: give the changelog as many partitions as the input with the most"
+    )]
+    TooFewPartitions {
+        topic: String,
+        has: i32,
+        partition: i32,
+    },
+    #[error(
+        "the changelog `{topic}` has a record Sluice cannot read at partition {partition}, \
+         offset {offset}: {why}. The partition stops here; to skip such records, set \
+         `state.on_corrupt = \"skip\"` in the pipeline"
+    )]
+    Corrupt {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        why: String,
+    },
+}
+
+/// The record key of `key` in the state of step `step`.
+pub fn record_key(step: &str, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(step.len() + 1 + key.len());
+    out.extend_from_slice(step.as_bytes());
+    out.push(SEPARATOR);
+    out.extend_from_slice(key);
+    out
+}
+
+/// One state change to write: a key's latest value after a batch.
+#[derive(Debug)]
+pub struct Change {
+    /// The input partition whose state changed: the record's partition.
+    pub partition: i32,
+    /// The record key ([`record_key`]).
+    pub key: Vec<u8>,
+    /// The new value; `None` when the key was removed.
+    pub value: Option<Vec<u8>>,
+    /// The batch's input topic.
+    pub source_topic: std::sync::Arc<str>,
+    /// The offset of the batch's last event, in decimal.
+    pub source_offset: String,
+}
+
+impl Change {
+    /// The record, for the changelog `topic`.
+    pub fn record<'a>(&'a self, topic: &'a str) -> RecordRef<'a> {
+        let headers = [
+            (headers::SOURCE_TOPIC, self.source_topic.as_bytes()),
+            (headers::SOURCE_OFFSET, self.source_offset.as_bytes()),
+        ];
+        RecordRef {
+            partition: Some(self.partition),
+            key: Some(&self.key),
+            value: self.value.as_deref(),
+            headers: owned_headers(headers.into_iter()),
+            ..RecordRef::to(topic)
+        }
+    }
+}
+
+/// The step name and plugin key of a record key.
+fn split_key(key: &[u8]) -> Result<(&str, &[u8]), String> {
+    let at = key
+        .iter()
+        .position(|b| *b == SEPARATOR)
+        .ok_or("its key has no step name (no NUL byte)")?;
+    let step =
+        std::str::from_utf8(&key[..at]).map_err(|_| "its step name is not UTF-8".to_owned())?;
+    if step.is_empty() {
+        return Err("its step name is empty".to_owned());
+    }
+    Ok((step, &key[at + 1..]))
+}
+
+/// The committed offset of an input partition, for exactly-once restores.
+pub type Committed<'a> = &'a dyn Fn(&str, i32) -> Option<i64>;
+
+/// Reads a pipeline's changelog.
+pub struct Restorer {
+    consumer: BaseConsumer<EndReaderContext>,
+    topic: String,
+    steps: Vec<String>,
+    on_corrupt: OnCorrupt,
+}
+
+impl Restorer {
+    /// A reader of `pipeline`'s changelog with the pipeline's client
+    /// settings; it joins no group.
+    pub fn new(
+        kafka: &KafkaConfig,
+        brokers: &str,
+        pipeline: &PipelineConfig,
+    ) -> Result<Restorer, KafkaError> {
+        let mut client = crate::kafka::consumer_config(kafka, brokers, &pipeline.group_id);
+        client
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", "read_committed")
+            .set("auto.offset.reset", "earliest");
+        Ok(Restorer {
+            consumer: client.create_with_context(EndReaderContext)?,
+            topic: pipeline.state.changelog.clone(),
+            steps: pipeline.state_names(),
+            on_corrupt: pipeline.state.on_corrupt,
+        })
+    }
+
+    /// The changelog topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Restores `partitions`, each to its end. `committed` (exactly-once)
+    /// leaves out what uncommitted work wrote (module docs).
+    pub fn restore(
+        &self,
+        partitions: &[i32],
+        committed: Option<Committed<'_>>,
+    ) -> BTreeMap<i32, Result<Restored, RestoreError>> {
+        let mut results = BTreeMap::new();
+        if partitions.is_empty() {
+            return results;
+        }
+        let read_error = |error: String| RestoreError::Read {
+            topic: self.topic.clone(),
+            error,
+        };
+        let has = match partition_count(&self.consumer, &self.topic, BROKER_TIMEOUT) {
+            Ok(n) => n,
+            Err(ReadError::NoSuchTopic { reason, .. }) => {
+                let e = read_error(format!("it does not exist ({reason})"));
+                return partitions.iter().map(|p| (*p, Err(e.clone()))).collect();
+            }
+            Err(e) => {
+                let e = read_error(e.to_string());
+                return partitions.iter().map(|p| (*p, Err(e.clone()))).collect();
+            }
+        };
+        let mut open = BTreeSet::new();
+        let mut tpl = TopicPartitionList::new();
+        for &partition in partitions {
+            if partition >= has {
+                let e = RestoreError::TooFewPartitions {
+                    topic: self.topic.clone(),
+                    has,
+                    partition,
+                };
+                results.insert(partition, Err(e));
+                continue;
+            }
+            results.insert(partition, Ok(vec![BTreeMap::new(); self.steps.len()]));
+            match self
+                .consumer
+                .fetch_watermarks(&self.topic, partition, BROKER_TIMEOUT)
+            {
+                Ok((low, high)) if high <= low => {}
+                // Unknown: read and find out.
+                Ok(_) | Err(_) => {
+                    open.insert(partition);
+                    let _ = tpl.add_partition_offset(&self.topic, partition, Offset::Beginning);
+                }
+            }
+        }
+        if open.is_empty() {
+            return results;
+        }
+        if let Err(e) = self.consumer.assign(&tpl) {
+            let e = read_error(e.to_string());
+            for partition in &open {
+                results.insert(*partition, Err(e.clone()));
+            }
+            return results;
+        }
+        let mut read_from = BTreeSet::new();
+        let mut last = Instant::now();
+        while !open.is_empty() && last.elapsed() < END_IDLE {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                // An end before any record is not trusted (module docs).
+                Some(Err(KafkaError::PartitionEOF(partition)))
+                    if read_from.contains(&partition) =>
+                {
+                    open.remove(&partition);
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(topic = self.topic, error = %e, "reading the changelog");
+                }
+                Some(Ok(message)) => {
+                    let partition = message.partition();
+                    if !open.contains(&partition) {
+                        continue;
+                    }
+                    last = Instant::now();
+                    read_from.insert(partition);
+                    let Some(Ok(state)) = results.get_mut(&partition) else {
+                        continue;
+                    };
+                    match self.apply(state, &message, committed) {
+                        Ok(()) => {}
+                        Err(why) if self.on_corrupt == OnCorrupt::Skip => {
+                            tracing::warn!(
+                                topic = self.topic,
+                                partition,
+                                offset = message.offset(),
+                                why,
+                                "skipping a changelog record Sluice cannot read (state.on_corrupt = \"skip\")"
+                            );
+                        }
+                        Err(why) => {
+                            let e = RestoreError::Corrupt {
+                                topic: self.topic.clone(),
+                                partition,
+                                offset: message.offset(),
+                                why,
+                            };
+                            results.insert(partition, Err(e));
+                            open.remove(&partition);
+                        }
+                    }
+                }
+            }
+        }
+        let _ = self.consumer.unassign();
+        results
+    }
+
+    /// Applies one record to a partition's state.
+    fn apply(
+        &self,
+        state: &mut Restored,
+        message: &BorrowedMessage<'_>,
+        committed: Option<Committed<'_>>,
+    ) -> Result<(), String> {
+        let key = message.key().ok_or("it has no key")?;
+        let (step, key) = split_key(key)?;
+        if let Some(committed) = committed {
+            let (topic, offset) = source(message)?;
+            match committed(&topic, message.partition()) {
+                Some(next) if offset < next => {}
+                // Written by work that was never committed.
+                _ => return Ok(()),
+            }
+        }
+        // The state of a step that is no longer in the chain.
+        let Some(index) = self.steps.iter().position(|s| s == step) else {
+            return Ok(());
+        };
+        let Some(entries) = state.get_mut(index) else {
+            return Ok(());
+        };
+        match message.payload() {
+            Some(value) => entries.insert(key.to_vec(), value.to_vec()),
+            None => entries.remove(key),
+        };
+        Ok(())
+    }
+}
+
+/// The source topic and offset of a changelog record.
+fn source(message: &BorrowedMessage<'_>) -> Result<(String, i64), String> {
+    let header = |name: &str| {
+        message.headers().and_then(|hs| {
+            hs.iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_owned)
+        })
+    };
+    let topic = header(headers::SOURCE_TOPIC)
+        .ok_or_else(|| format!("it has no `{}` header", headers::SOURCE_TOPIC))?;
+    let offset = header(headers::SOURCE_OFFSET)
+        .and_then(|o| o.parse().ok())
+        .ok_or_else(|| format!("it has no numeric `{}` header", headers::SOURCE_OFFSET))?;
+    Ok((topic, offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::kafka::Writer;
+    use crate::kafka::embedded::EmbeddedKafka;
+
+    /// The mock cluster with a changelog `c` of 2 partitions holding
+    /// `records` (partition, key, value, source offset), and a restorer
+    /// of a pipeline with steps `a` and `b` and `on_corrupt`.
+    fn restorer_over(
+        records: &[(i32, &[u8], Option<&str>, i64)],
+        on_corrupt: &str,
+    ) -> (EmbeddedKafka, Restorer) {
+        let kafka = EmbeddedKafka::start().expect("the mock cluster");
+        kafka.create_topic("c", 2).expect("the changelog");
+        let mut writer = Writer::to(kafka.bootstrap(), &[]).expect("a producer");
+        for (partition, key, value, source) in records {
+            let change = Change {
+                partition: *partition,
+                key: key.to_vec(),
+                value: value.map(|v| v.as_bytes().to_vec()),
+                source_topic: Arc::from("in"),
+                source_offset: source.to_string(),
+            };
+            writer.send(change.record("c")).expect("queued");
+        }
+        writer.flush(Duration::from_secs(10)).expect("written");
+        let text = format!(
+            "[kafka]\nbrokers = \"{}\"\n[plugins]\ndir = \"plugins\"\n[[pipeline]]\n\
+             name = \"r\"\ninputs = [\"in\"]\noutput = \"out\"\ndlq = \"dlq\"\n\
+             chain = [{{ plugin = \"a\" }}, {{ plugin = \"b\" }}]\n\
+             [pipeline.state]\nchangelog = \"c\"\non_corrupt = \"{on_corrupt}\"\n",
+            kafka.bootstrap()
+        );
+        let config = Config::parse(&text, Path::new("r.toml")).expect("a valid file");
+        let restorer = Restorer::new(&config.kafka, kafka.bootstrap(), &config.pipelines[0])
+            .expect("the restorer");
+        (kafka, restorer)
+    }
+
+    fn entries(state: &Restored) -> Vec<Vec<(String, String)>> {
+        state
+            .iter()
+            .map(|step| {
+                step.iter()
+                    .map(|(k, v)| {
+                        (
+                            String::from_utf8_lossy(k).into_owned(),
+                            String::from_utf8_lossy(v).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_restore_replays_each_partition_in_order_per_step() {
+        let a = |k: &str| record_key("a", k.as_bytes());
+        let b = |k: &str| record_key("b", k.as_bytes());
+        let gone = record_key("removed-step", b"k");
+        let (_kafka, restorer) = restorer_over(
+            &[
+                (0, &a("x"), Some("1"), 0),
+                (0, &b("x"), Some("b1"), 0),
+                (0, &a("y"), Some("2"), 1),
+                (0, &a("x"), Some("3"), 2),
+                (0, &a("y"), None, 3),
+                (0, &gone, Some("old"), 3),
+                (1, &a("x"), Some("p1"), 0),
+            ],
+            "stop",
+        );
+        let started = Instant::now();
+        let restored = restorer.restore(&[0, 1], None);
+        assert!(
+            started.elapsed() < END_IDLE,
+            "ended by the end of each partition"
+        );
+        let s = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            entries(restored[&0].as_ref().expect("restored")),
+            [vec![s("x", "3")], vec![s("x", "b1")]],
+            "the latest value of each key; a tombstone removes; a step no longer in the chain is left out"
+        );
+        assert_eq!(
+            entries(restored[&1].as_ref().expect("restored")),
+            [vec![s("x", "p1")], vec![]]
+        );
+        // Partitions are restored separately, and again from the start.
+        let again = restorer.restore(&[1], None);
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            entries(again[&1].as_ref().expect("restored"))[0],
+            [s("x", "p1")]
+        );
+    }
+
+    #[test]
+    fn under_exactly_once_what_uncommitted_work_wrote_is_left_out() {
+        let a = |k: &str| record_key("a", k.as_bytes());
+        let (_kafka, restorer) = restorer_over(
+            &[
+                (0, &a("x"), Some("committed"), 4),
+                // Written by a batch that ended at offset 9, never committed
+                // (its transaction was aborted, and this broker shows it).
+                (0, &a("x"), Some("aborted"), 9),
+                (0, &a("y"), Some("aborted"), 9),
+            ],
+            "stop",
+        );
+        let committed =
+            |topic: &str, partition: i32| (topic, partition).eq(&("in", 0)).then_some(5);
+        let restored = restorer.restore(&[0], Some(&committed));
+        let s = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            entries(restored[&0].as_ref().expect("restored"))[0],
+            [s("x", "committed")]
+        );
+        // Nothing committed at all: no state.
+        let nothing = |_: &str, _: i32| None;
+        let restored = restorer.restore(&[0], Some(&nothing));
+        assert!(entries(restored[&0].as_ref().expect("restored"))[0].is_empty());
+    }
+
+    #[test]
+    fn a_record_sluice_cannot_read_stops_its_partition_unless_skipped() {
+        let a = |k: &str| record_key("a", k.as_bytes());
+        let records: &[(i32, &[u8], Option<&str>, i64)] = &[
+            (0, &a("x"), Some("1"), 0),
+            (0, b"no separator", Some("?"), 1),
+            (0, &a("x"), Some("2"), 2),
+            (1, &a("x"), Some("fine"), 0),
+        ];
+        let (_kafka, stop) = restorer_over(records, "stop");
+        let restored = stop.restore(&[0, 1], None);
+        match &restored[&0] {
+            Err(
+                e @ RestoreError::Corrupt {
+                    partition: 0,
+                    offset: 1,
+                    ..
+                },
+            ) => {
+                let message = e.to_string();
+                assert!(message.contains("no step name"), "{message}");
+                assert!(message.contains("state.on_corrupt = \"skip\""), "{message}");
+            }
+            other => panic!("expected a corrupt record at 0/1, got {other:?}"),
+        }
+        assert!(restored[&1].is_ok(), "the other partition is restored");
+
+        let (_kafka, skip) = restorer_over(records, "skip");
+        let restored = skip.restore(&[0], None);
+        let s = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            entries(restored[&0].as_ref().expect("restored"))[0],
+            [s("x", "2")]
+        );
+    }
+
+    #[test]
+    fn a_changelog_with_too_few_partitions_is_an_error_naming_the_fix() {
+        let (_kafka, restorer) = restorer_over(&[], "stop");
+        let restored = restorer.restore(&[0, 2], None);
+        assert!(restored[&0].is_ok());
+        match &restored[&2] {
+            Err(
+                e @ RestoreError::TooFewPartitions {
+                    has: 2,
+                    partition: 2,
+                    ..
+                },
+            ) => {
+                assert!(
+                    e.to_string().contains("as many partitions as the input"),
+                    "{e}"
+                );
+            }
+            other => panic!("expected too few partitions, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn record_keys_carry_the_step_and_split_back() {
+        let key = record_key("account-balance", b"account/\0ACC-1");
+        assert_eq!(
+            split_key(&key),
+            Ok(("account-balance", &b"account/\0ACC-1"[..])),
+            "the first NUL ends the step name; the plugin's key may hold more"
+        );
+        assert!(split_key(b"no separator").is_err());
+        assert!(split_key(b"\0key").is_err(), "an empty step name");
+        assert!(
+            split_key(b"\xff\0key").is_err(),
+            "a step name that is not UTF-8"
+        );
+    }
+}
