@@ -127,6 +127,9 @@ export async function build({
       world: stateful ? STATEFUL_WORLD : WORLD,
       fastBindings: bindings.patched,
       bindingsNote: bindings.reason ?? null,
+      // For a stateful build: whether import-state.js went in, and if not why.
+      fastStateImports: bindings.stateImports?.patched ?? null,
+      stateImportsNote: bindings.stateImports?.reason ?? null,
     };
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -200,15 +203,18 @@ async function useFastBindings() {
   const entry = fileURLToPath(import.meta.resolve('@bytecodealliance/componentize-js'));
   const splicerPath = join(dirname(entry), '..', 'lib', 'spidermonkey-embedding-splicer.js');
   const { splicer } = await import(pathToFileURL(splicerPath).href);
-  const { patchBindings } = await import('./bindings.mjs');
+  const { patchBindings, patchStateImports } = await import('./bindings.mjs');
   const original = splicer.spliceBindings;
-  const state = { patched: false, reason: 'the splicer was not called' };
+  const state = { patched: false, reason: 'the splicer was not called', stateImports: null };
   splicer.spliceBindings = (...args) => {
     const result = original(...args);
     const { js, patched, reason } = patchBindings(result.jsBindings);
     state.patched = patched;
     state.reason = reason;
-    return { ...result, jsBindings: js };
+    // The state imports of a stateful build (import-state.js).
+    const imports = patchStateImports(js);
+    state.stateImports = imports.stateful ? imports : null;
+    return { ...result, jsBindings: imports.js };
   };
   state.restore = () => {
     splicer.spliceBindings = original;
@@ -292,6 +298,9 @@ async function main(argv) {
   });
   if (!values['generated-bindings'] && !built.fastBindings) {
     console.error(`sluice-build: warning: using componentize-js's generated process bindings (${built.bindingsNote})`);
+  }
+  if (!values['generated-bindings'] && built.fastStateImports === false) {
+    console.error(`sluice-build: warning: using componentize-js's generated state imports (${built.stateImportsNote})`);
   }
   if (!values.quiet) {
     const mib = (built.bytes / 1048576).toFixed(1);

@@ -61,6 +61,7 @@ export class StateError extends Error {
 // Keys are held as "binary strings" (one char per byte, 0-255), which
 // compare in byte order and work as Map keys.
 function bin(bytes) {
+  if (bytes.length <= 8192) return String.fromCharCode.apply(null, bytes);
   let s = '';
   for (let i = 0; i < bytes.length; i += 8192) {
     s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
@@ -82,6 +83,7 @@ function toBytes(value, what) {
 }
 
 const keyOf = (key, what = 'key') => bin(toBytes(key, what));
+const strictDecoder = new TextDecoder('utf-8', { fatal: true });
 
 /** `key` as Rust's `escape_ascii` writes it, for messages. */
 export function escapeAscii(bytes) {
@@ -142,25 +144,63 @@ function compare(a, b) {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** The host's state functions (the WIT import), as the overlay calls its store. */
+/** A state function's `err(unavailable(msg))`, as componentize-js throws it, as a StateError. */
+function unavailable(err) {
+  const payload = err?.payload ?? err;
+  return new StateError(`state is unavailable: ${payload?.val ?? err?.message ?? String(err)}`);
+}
+
+/**
+ * The host's state functions (the WIT import), as the overlay calls its
+ * store. Where the caller has a key's bytes already it passes them, which
+ * saves converting the binary string back.
+ */
 export function hostStore(wit) {
-  const call = (fn, ...args) => {
-    try {
-      return fn(...args);
-    } catch (err) {
-      const payload = err?.payload ?? err;
-      const message = payload?.val ?? err?.message ?? String(err);
-      throw new StateError(`state is unavailable: ${message}`);
-    }
-  };
   return {
-    get: (key) => call(wit.get, unbin(key)) ?? undefined,
-    set: (key, value) => call(wit.set, unbin(key), value),
-    delete: (key) => call(wit.delete, unbin(key)),
-    exists: (key) => call(wit.exists, unbin(key)),
-    listKeys: (prefix, cursor, limit) =>
-      call(wit.listKeys, unbin(prefix), cursor === undefined ? undefined : unbin(cursor), limit).map(bin),
-    deletePrefix: (prefix) => Number(call(wit.deletePrefix, unbin(prefix))),
+    get(key, bytes = unbin(key)) {
+      try {
+        return wit.get(bytes);
+      } catch (err) {
+        throw unavailable(err);
+      }
+    },
+    set(key, value, bytes = unbin(key)) {
+      try {
+        wit.set(bytes, value);
+      } catch (err) {
+        throw unavailable(err);
+      }
+    },
+    delete(key, bytes = unbin(key)) {
+      try {
+        wit.delete(bytes);
+      } catch (err) {
+        throw unavailable(err);
+      }
+    },
+    exists(key, bytes = unbin(key)) {
+      try {
+        return wit.exists(bytes);
+      } catch (err) {
+        throw unavailable(err);
+      }
+    },
+    listKeys(prefix, cursor, limit) {
+      let keys;
+      try {
+        keys = wit.listKeys(unbin(prefix), cursor === undefined ? undefined : unbin(cursor), limit);
+      } catch (err) {
+        throw unavailable(err);
+      }
+      return keys.map(bin);
+    },
+    deletePrefix(prefix) {
+      try {
+        return Number(wit.deletePrefix(unbin(prefix)));
+      } catch (err) {
+        throw unavailable(err);
+      }
+    },
   };
 }
 
@@ -169,39 +209,47 @@ export class Overlay {
   constructor() {
     /** Prefixes the event deleted; they apply before `writes`. */
     this.cleared = [];
-    /** Writes made after those deletions: a Uint8Array sets, null deletes. */
+    /**
+     * Writes made after those deletions, by key: `[key bytes, value]`, the
+     * value a Uint8Array to set or null to delete.
+     */
     this.writes = new Map();
   }
 
   isCleared(key) {
-    return this.cleared.some((prefix) => key.startsWith(prefix));
+    const cleared = this.cleared;
+    for (let i = 0; i < cleared.length; i++) if (key.startsWith(cleared[i])) return true;
+    return false;
   }
 
-  get(store, key) {
-    if (this.writes.has(key)) return this.writes.get(key) ?? undefined;
-    if (this.isCleared(key)) return undefined;
-    return store.get(key);
+  /** `key` is the binary string; `bytes`, when given, the same key as bytes. */
+  get(store, key, bytes) {
+    const write = this.writes.get(key);
+    if (write !== undefined) return write[1] ?? undefined;
+    if (this.cleared.length !== 0 && this.isCleared(key)) return undefined;
+    return bytes === undefined ? store.get(key) : store.get(key, bytes);
   }
 
-  exists(store, key) {
-    if (this.writes.has(key)) return this.writes.get(key) !== null;
-    if (this.isCleared(key)) return false;
-    return store.exists(key);
+  exists(store, key, bytes) {
+    const write = this.writes.get(key);
+    if (write !== undefined) return write[1] !== null;
+    if (this.cleared.length !== 0 && this.isCleared(key)) return false;
+    return bytes === undefined ? store.exists(key) : store.exists(key, bytes);
   }
 
-  set(key, value) {
-    this.writes.set(key, value);
+  set(key, value, bytes = unbin(key)) {
+    this.writes.set(key, [bytes, value]);
   }
 
-  delete(key) {
-    this.writes.set(key, null);
+  delete(key, bytes = unbin(key)) {
+    this.writes.set(key, [bytes, null]);
   }
 
   /** The keys under `prefix` as of now: the host's, a page at a time, merged with a snapshot of the writes. */
   *keys(store, prefix, page = PAGE) {
     const mine = [...this.writes]
       .filter(([k]) => k.startsWith(prefix))
-      .map(([k, v]) => [k, v !== null])
+      .map(([k, [, v]]) => [k, v !== null])
       .sort((a, b) => compare(a[0], b[0]));
     const cleared = [...this.cleared];
     page = Math.max(page, 1);
@@ -251,10 +299,12 @@ export class Overlay {
   /** Sends the writes to the host: prefix deletions first, then the keys in byte order. */
   commit(store) {
     for (const prefix of this.cleared) store.deletePrefix(prefix);
-    for (const key of [...this.writes.keys()].sort(compare)) {
-      const value = this.writes.get(key);
-      if (value === null) store.delete(key);
-      else store.set(key, value);
+    const writes = this.writes;
+    const keys = writes.size === 1 ? writes.keys() : [...writes.keys()].sort(compare);
+    for (const key of keys) {
+      const [bytes, value] = writes.get(key);
+      if (value === null) store.delete(key, bytes);
+      else store.set(key, value, bytes);
     }
   }
 }
@@ -279,23 +329,36 @@ function current(fn) {
 
 /** The value of `key`, or `undefined` when it has none. */
 export function get(key) {
-  return current('get').get(store, keyOf(key));
+  const overlay = current('get');
+  const bytes = toBytes(key, 'key');
+  return overlay.get(store, bin(bytes), bytes);
 }
 
 /** Sets `key` to `value` (a string is written as UTF-8); it takes effect when the event succeeds. */
 export function set(key, value) {
-  current('set').set(keyOf(key), Uint8Array.from(toBytes(value, 'value')));
+  const overlay = current('set');
+  const bytes = ownBytes(key, 'key');
+  overlay.set(bin(bytes), ownBytes(value, 'value'), bytes);
+}
+
+/** `value` as bytes the caller cannot change afterwards (a copy of theirs). */
+function ownBytes(value, what) {
+  return typeof value === 'string' ? encoder.encode(value) : toBytes(value, what).slice();
 }
 
 /** Removes `key`; removing a key that has no value does nothing. */
 function remove(key) {
-  current('delete').delete(keyOf(key));
+  const overlay = current('delete');
+  const bytes = ownBytes(key, 'key');
+  overlay.delete(bin(bytes), bytes);
 }
 export { remove as delete, remove };
 
 /** Whether `key` has a value. */
 export function exists(key) {
-  return current('exists').exists(store, keyOf(key));
+  const overlay = current('exists');
+  const bytes = toBytes(key, 'key');
+  return overlay.exists(store, bin(bytes), bytes);
 }
 
 /**
@@ -343,11 +406,12 @@ export function deletePrefix(prefix) {
  * when it is not JSON.
  */
 export function getJson(key) {
+  const overlay = current('getJson');
   const bytes = toBytes(key, 'key');
-  const value = current('getJson').get(store, bin(bytes));
+  const value = overlay.get(store, bin(bytes), bytes);
   if (value === undefined) return undefined;
   try {
-    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(value));
+    return JSON.parse(strictDecoder.decode(value));
   } catch (err) {
     throw new Invalid(`state value of key \`${escapeAscii(bytes)}\` is not the expected JSON: ${err.message}`);
   }
@@ -367,7 +431,8 @@ export function setJson(key, value) {
     throw new Invalid(`cannot serialize state value as JSON: ${err.message}`);
   }
   if (text === undefined) throw new Invalid(`cannot serialize state value as JSON: ${typeof value} has no JSON form`);
-  o.set(keyOf(key), encoder.encode(text));
+  const bytes = ownBytes(key, 'key');
+  o.set(bin(bytes), encoder.encode(text), bytes);
 }
 
 // The event loop (runtime.js) runs every event of a plugin that imports
@@ -444,7 +509,7 @@ export const testing = Object.freeze({
     const map = memory().map;
     map.clear();
     const pairs = entries instanceof Map || Array.isArray(entries) ? entries : Object.entries(entries);
-    for (const [k, v] of pairs) map.set(keyOf(k), Uint8Array.from(toBytes(v, 'value')));
+    for (const [k, v] of pairs) map.set(keyOf(k), ownBytes(v, 'value'));
   },
   state({ raw = false } = {}) {
     const decoder = new TextDecoder();
