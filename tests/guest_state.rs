@@ -6,6 +6,11 @@
 //! as the Rust plugin, leave no trace of a failed event, and continue from
 //! a seeded state (the Rust plugin's, even: the state bytes are the same).
 //!
+//! The SDKs' state API itself goes through the real host in each language
+//! (`plugins/fixtures/state-sdk-probe-{py,js}`): reads of the event's own
+//! writes, keys paged past the SDKs' page of 256, prefix deletion, JSON,
+//! and a failed or trapped event's writes discarded.
+//!
 //! And the SDKs' build choice of world: a guest plugin that does not use
 //! state does not import `sluice:plugin/state` (so the host loads it as a
 //! stateless plugin), and one that does, does. Built by
@@ -258,6 +263,57 @@ fn a_corrupt_stored_account_is_invalid_in_every_language() {
 }
 
 #[test]
+fn the_sdks_state_api_through_the_host() {
+    let script = [
+        json!({"value": "set a 1; get a; exists a; exists b"}),
+        json!({"value": "fill k/ 600; keys k/; keys k/01; keys"}),
+        json!({"value": "then-fail set a 2; del a; fill k/x 3; delete-prefix k/"}),
+        json!({"value": "get a; keys k/"}),
+        json!({"value": "then-trap set a 3; get a"}),
+        json!({"value": "get a; delete-prefix k/0; keys k/; set k/0001 back; keys k/"}),
+        json!({"value": r#"del a; get a; exists a; set j {"n":[1,2]}; json j; json none"#}),
+        json!({"value": "set bad {; json bad"}),
+        json!({"value": "nope"}),
+        json!({"partition": 1, "value": "get a; keys"}),
+    ];
+    let expected = [
+        "ok; 1; true; false",
+        // 600 keys and the seeded one: more than the SDKs' page of 256.
+        "ok; 600 k/0000..k/0599; 100 k/0100..k/0199; 602 a..seeded",
+        // A failed event saw its own writes (600 + 3 keys under k/), ...
+        "!retryable: 603",
+        // ... which were discarded.
+        "1; 600 k/0000..k/0599",
+        "!trap: ",
+        "1; 600; 0 ..; ok; 1 k/0001..k/0001",
+        r#"ok; (none); false; ok; {"n":[1,2]}; null"#,
+        "!invalid: state value of key `bad` is not the expected JSON: ",
+        "!invalid: unknown command `nope`",
+        // Partition 1 has a state of its own.
+        "(none); 0 ..",
+    ];
+    let stdin: String = script.iter().map(|e| format!("{e}\n")).collect();
+    let seed = json!({"0": {"seeded": "yes"}});
+    for probe in ["state-sdk-probe-py", "state-sdk-probe-js"] {
+        let (lines, state) = run(probe, &stdin, Some(&seed));
+        let got: Vec<String> = lines.iter().map(outcome).collect();
+        assert_eq!(got.len(), expected.len(), "{probe}: {got:#?}");
+        for (i, (got, want)) in got.iter().zip(expected).enumerate() {
+            if want.ends_with(": ") {
+                assert!(got.starts_with(want), "{probe} line {}: {got}", i + 1);
+            } else {
+                assert_eq!(got, want, "{probe} line {}", i + 1);
+            }
+        }
+        assert_eq!(
+            state,
+            json!({"0": {"j": r#"{"n":[1,2]}"#, "k/0001": "back", "seeded": "yes"}}),
+            "{probe}: the failed, trapped and invalid events left nothing"
+        );
+    }
+}
+
+#[test]
 fn only_guest_plugins_that_use_state_import_it() {
     let engine = PluginEngine::new().expect("an engine");
     for (name, stateful) in [
@@ -267,6 +323,8 @@ fn only_guest_plugins_that_use_state_import_it() {
         ("guest-probe-js", false),
         ("account-balance-py", true),
         ("account-balance-js", true),
+        ("state-sdk-probe-py", true),
+        ("state-sdk-probe-js", true),
     ] {
         let path = plugin_path(name);
         let plugin = CompiledPlugin::load(&engine, name, &path)
