@@ -245,8 +245,11 @@ export class Overlay {
     this.writes.set(key, [bytes, null]);
   }
 
-  /** The keys under `prefix` as of now: the host's, a page at a time, merged with a snapshot of the writes. */
-  *keys(store, prefix, page = PAGE) {
+  /**
+   * The keys under `prefix` as of now: the host's, a page at a time as the
+   * iterator advances, merged with a snapshot (taken now) of the writes.
+   */
+  keys(store, prefix, page = PAGE) {
     const mine = [...this.writes]
       .filter(([k]) => k.startsWith(prefix))
       .map(([k, [, v]]) => [k, v !== null])
@@ -264,20 +267,23 @@ export class Overlay {
         after = keys[keys.length - 1];
       }
     }
-    const hosts = host();
-    let next = hosts.next();
-    let i = 0;
-    while (!next.done || i < mine.length) {
-      if (i < mine.length && (next.done || mine[i][0] <= next.value)) {
-        const [key, isSet] = mine[i++];
-        if (!next.done && key === next.value) next = hosts.next();
-        if (isSet) yield key;
-      } else {
-        const key = next.value;
-        next = hosts.next();
-        yield key;
+    function* merged() {
+      const hosts = host();
+      let next = hosts.next();
+      let i = 0;
+      while (!next.done || i < mine.length) {
+        if (i < mine.length && (next.done || mine[i][0] <= next.value)) {
+          const [key, isSet] = mine[i++];
+          if (!next.done && key === next.value) next = hosts.next();
+          if (isSet) yield key;
+        } else {
+          const key = next.value;
+          next = hosts.next();
+          yield key;
+        }
       }
     }
+    return merged();
   }
 
   deletePrefix(store, prefix) {

@@ -227,21 +227,25 @@ class Overlay:
                     return
                 after = keys[-1]
 
-        host = host_keys()
-        next_host = next(host, None)
-        i = 0
-        while next_host is not None or i < len(mine):
-            if i < len(mine) and (next_host is None or mine[i][0] <= next_host):
-                key, is_set = mine[i]
-                i += 1
-                if key == next_host:
+        def merged() -> Iterator[bytes]:
+            host = host_keys()
+            next_host = next(host, None)
+            i = 0
+            while next_host is not None or i < len(mine):
+                if i < len(mine) and (next_host is None or mine[i][0] <= next_host):
+                    key, is_set = mine[i]
+                    i += 1
+                    if key == next_host:
+                        next_host = next(host, None)
+                    if is_set:
+                        yield key
+                else:
+                    key = next_host
                     next_host = next(host, None)
-                if is_set:
                     yield key
-            else:
-                key = next_host
-                next_host = next(host, None)
-                yield key
+
+        # The snapshot is taken now; the host is read as the iterator advances.
+        return merged()
 
     def delete_prefix(self, store, prefix: bytes) -> int:
         count = sum(1 for _ in self.keys(store, prefix))

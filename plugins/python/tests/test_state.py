@@ -238,6 +238,15 @@ class StateApiTest(unittest.TestCase):
         ):
             state.set("k", "v")
 
+    def test_keys_snapshot_the_events_writes_when_called(self):
+        def body():
+            state.set("k/1", "")
+            keys = state.keys("k/")
+            state.set("k/2", "")  # after the call: not in this listing
+            return list(keys)
+
+        self.assertEqual(testing.with_event(body), [b"k/1"])
+
     def test_keys_do_not_outlive_their_event(self):
         testing.set_state({"k": ""})
         keys = testing.with_event(lambda: state.keys(""))

@@ -208,6 +208,16 @@ describe('sluice-sdk/state', () => {
     assert.throws(() => testing.withEvent(() => state.get(1)), /a state key must be a string or a Uint8Array, got number/);
   });
 
+  it('keys snapshot the event\'s writes when called', () => {
+    const keys = testing.withEvent(() => {
+      state.set('k/1', '');
+      const iterator = state.keys('k/');
+      state.set('k/2', ''); // after the call: not in this listing
+      return [...iterator].map((k) => dec.decode(k));
+    });
+    assert.deepEqual(keys, ['k/1']);
+  });
+
   it('keys do not outlive their event', () => {
     testing.setState({ k: '' });
     const keys = testing.withEvent(() => state.keys(''));
