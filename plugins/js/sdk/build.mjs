@@ -18,7 +18,15 @@ const SDK_DIR = dirname(fileURLToPath(import.meta.url));
 // The SDK lives at <checkout>/plugins/js/sdk; the contract at <checkout>/wit.
 const SDK_WIT = resolve(SDK_DIR, '..', '..', '..', 'wit');
 const WORLD = 'processor';
+// A plugin whose bundle holds sluice-sdk/state is built for this world,
+// which adds the host's state interface to its imports. componentize-js
+// puts every import of the world in the component, used or not, and the
+// host treats a plugin that imports the state interface as stateful, so
+// the choice is made per plugin.
+const STATEFUL_WORLD = 'stateful-processor';
 const HOST_IMPORT = 'sluice:plugin/host@0.1.0';
+const STATE_IMPORT = 'sluice:plugin/state@0.1.0';
+const STATE_MODULE = join(SDK_DIR, 'state.js');
 // WASI features the build leaves out unless asked: `fetch-event` is the
 // incoming-HTTP-handler export, which a plugin never serves. `http` stays,
 // so fetch() works in a pipeline whose sandbox grants the network (the
@@ -28,7 +36,8 @@ const DEFAULT_DISABLED = ['fetch-event'];
 const USAGE = `Usage: sluice-build <plugin.js|.mjs|.ts> -o <plugin.wasm> [options]
 
 Bundles the plugin module with sluice-sdk and builds a Sluice plugin
-component (world sluice:plugin/processor) with componentize-js.
+component with componentize-js: world sluice:plugin/processor, or
+stateful-processor when the plugin imports sluice-sdk/state.
 
 Options:
   -o, --out <file>       the component to write (required; written atomically)
@@ -68,40 +77,17 @@ export async function build({
   const started = performance.now();
   const work = await mkdtemp(join(tmpdir(), 'sluice-build-'));
   try {
-    // 1. Bundle: entry = host import + SDK runtime + the author's module.
+    // 1. Bundle: entry = host import + SDK runtime + the author's module,
+    // plus the state import when the first bundle holds sluice-sdk/state.
     const name = basename(out, extname(out)) || 'plugin';
     const entry = join(work, 'entry.js');
-    await writeFile(
-      entry,
-      [
-        `import { log } from ${JSON.stringify(HOST_IMPORT)};`,
-        `import { bind } from ${JSON.stringify(join(SDK_DIR, 'runtime.js'))};`,
-        `import * as plugin from ${JSON.stringify(input)};`,
-        'const exports = bind(plugin, log);',
-        'export const init = exports.init;',
-        'export const process = exports.process;',
-        '',
-      ].join('\n'),
-    );
     const bundle = join(work, `${name}.js`);
-    const esbuild = await import('esbuild');
-    const result = await esbuild.build({
-      entryPoints: [entry],
-      outfile: bundle,
-      bundle: true,
-      format: 'esm',
-      platform: 'neutral',
-      target: 'es2022',
-      mainFields: ['module', 'main'],
-      // Host and WASI interfaces are provided by the component's bindings.
-      external: ['sluice:*', 'wasi:*'],
-      plugins: [sdkAlias()],
-      logLevel: 'silent',
-      legalComments: 'none',
-      // Class and function names survive bundling: error messages and
-      // stack traces name them as written.
-      keepNames: true,
-    });
+    let stateful = false;
+    let result = await bundleEntry(entry, bundle, input, false);
+    if (usesState(result.metafile, work)) {
+      stateful = true;
+      result = await bundleEntry(entry, bundle, input, true);
+    }
     for (const warning of result.warnings) console.error(`esbuild warning: ${warning.text}`);
     if (keepBundle) await writeFile(resolve(keepBundle), await readFile(bundle));
 
@@ -119,7 +105,7 @@ export async function build({
         ({ component } = await componentize({
           sourcePath: bundle,
           witPath: wit,
-          worldName: WORLD,
+          worldName: stateful ? STATEFUL_WORLD : WORLD,
           disableFeatures,
         }));
       } finally {
@@ -138,12 +124,75 @@ export async function build({
       bytes: component.length,
       seconds: (performance.now() - started) / 1000,
       disableFeatures,
+      world: stateful ? STATEFUL_WORLD : WORLD,
       fastBindings: bindings.patched,
       bindingsNote: bindings.reason ?? null,
+      // For a stateful build: whether import-state.js went in, and if not why.
+      fastStateImports: bindings.stateImports?.patched ?? null,
+      stateImportsNote: bindings.stateImports?.reason ?? null,
     };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+// Writes the entry module and bundles it (esbuild) into `bundle`; with
+// `stateful`, the entry also hands the host's state functions to
+// sluice-sdk/state.
+async function bundleEntry(entry, bundle, input, stateful) {
+  await writeFile(
+    entry,
+    [
+      `import { log } from ${JSON.stringify(HOST_IMPORT)};`,
+      ...(stateful
+        ? [
+            `import * as hostState from ${JSON.stringify(STATE_IMPORT)};`,
+            `import { __useHost } from ${JSON.stringify(STATE_MODULE)};`,
+            '__useHost(hostState);',
+          ]
+        : []),
+      `import { bind } from ${JSON.stringify(join(SDK_DIR, 'runtime.js'))};`,
+      `import * as plugin from ${JSON.stringify(input)};`,
+      'const exports = bind(plugin, log);',
+      'export const init = exports.init;',
+      'export const process = exports.process;',
+      '',
+    ].join('\n'),
+  );
+  const esbuild = await import('esbuild');
+  return esbuild.build({
+    entryPoints: [entry],
+    outfile: bundle,
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2022',
+    mainFields: ['module', 'main'],
+    // Host and WASI interfaces are provided by the component's bindings.
+    external: ['sluice:*', 'wasi:*'],
+    plugins: [sdkAlias()],
+    logLevel: 'silent',
+    legalComments: 'none',
+    // Class and function names survive bundling: error messages and
+    // stack traces name them as written.
+    keepNames: true,
+    // Which modules went in: usesState reads it.
+    metafile: true,
+    absWorkingDir: dirname(entry),
+  });
+}
+
+/** Whether a bundle's metafile lists sluice-sdk/state among its inputs. */
+export function usesState(metafile, workingDir) {
+  const real = (path) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return path;
+    }
+  };
+  const stateModule = real(STATE_MODULE);
+  return Object.keys(metafile.inputs).some((path) => real(resolve(workingDir, path)) === stateModule);
 }
 
 // componentize-js calls its splicer (a plain object, shared by every
@@ -154,15 +203,18 @@ async function useFastBindings() {
   const entry = fileURLToPath(import.meta.resolve('@bytecodealliance/componentize-js'));
   const splicerPath = join(dirname(entry), '..', 'lib', 'spidermonkey-embedding-splicer.js');
   const { splicer } = await import(pathToFileURL(splicerPath).href);
-  const { patchBindings } = await import('./bindings.mjs');
+  const { patchBindings, patchStateImports } = await import('./bindings.mjs');
   const original = splicer.spliceBindings;
-  const state = { patched: false, reason: 'the splicer was not called' };
+  const state = { patched: false, reason: 'the splicer was not called', stateImports: null };
   splicer.spliceBindings = (...args) => {
     const result = original(...args);
     const { js, patched, reason } = patchBindings(result.jsBindings);
     state.patched = patched;
     state.reason = reason;
-    return { ...result, jsBindings: js };
+    // The state imports of a stateful build (import-state.js).
+    const imports = patchStateImports(js);
+    state.stateImports = imports.stateful ? imports : null;
+    return { ...result, jsBindings: imports.js };
   };
   state.restore = () => {
     splicer.spliceBindings = original;
@@ -183,7 +235,7 @@ function defaultWit() {
 // Every `sluice-sdk` import, the author's or the runtime's, resolves to this
 // SDK's files, so the bundle has exactly one copy (`instanceof` works).
 function sdkAlias() {
-  const files = { 'sluice-sdk': 'index.js', 'sluice-sdk/runtime': 'runtime.js' };
+  const files = { 'sluice-sdk': 'index.js', 'sluice-sdk/runtime': 'runtime.js', 'sluice-sdk/state': 'state.js' };
   return {
     name: 'sluice-sdk-alias',
     setup(b) {
@@ -247,9 +299,12 @@ async function main(argv) {
   if (!values['generated-bindings'] && !built.fastBindings) {
     console.error(`sluice-build: warning: using componentize-js's generated process bindings (${built.bindingsNote})`);
   }
+  if (!values['generated-bindings'] && built.fastStateImports === false) {
+    console.error(`sluice-build: warning: using componentize-js's generated state imports (${built.stateImportsNote})`);
+  }
   if (!values.quiet) {
     const mib = (built.bytes / 1048576).toFixed(1);
-    console.error(`sluice-build: wrote ${built.out} (${mib} MiB) in ${built.seconds.toFixed(1)} s`);
+    console.error(`sluice-build: wrote ${built.out} (${mib} MiB, world ${built.world}) in ${built.seconds.toFixed(1)} s`);
   }
   return 0;
 }

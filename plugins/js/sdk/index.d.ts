@@ -202,3 +202,7 @@ export function formatFloatExp(x: number): string;
 
 /** For the runtime: where log lines go. */
 export function __setLogSink(sink: ((level: LogLevel, message: string) => void) | null): void;
+/** For sluice-sdk/state: registers its per-event runner. */
+export function __setStateRunner(fn: <A, T>(handler: (arg: A) => T, arg: A) => T): void;
+/** For the runtime: the per-event state runner, or null for a stateless plugin. */
+export function __stateRunner(): (<A, T>(handler: (arg: A) => T, arg: A) => T) | null;

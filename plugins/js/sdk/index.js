@@ -416,6 +416,21 @@ export const log = Object.freeze({
   error: (message) => write('error', message),
 });
 
+// Set by `sluice-sdk/state` when the plugin imports it: runs one event's
+// handler inside an overlay of its state writes (`runEvent`). The runtime
+// calls a stateless plugin's `process` directly.
+let stateRunner = null;
+
+/** For sluice-sdk/state: registers its per-event runner. */
+export function __setStateRunner(fn) {
+  stateRunner = fn;
+}
+
+/** For the runtime: the per-event state runner, or null for a stateless plugin. */
+export function __stateRunner() {
+  return stateRunner;
+}
+
 /** For the runtime: where log lines go (the host import), or null for stderr. */
 export function __setLogSink(fn) {
   sink = fn;

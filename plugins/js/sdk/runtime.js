@@ -11,7 +11,7 @@
 //
 // Pure JS: the host import is passed in, so node tests can drive it.
 
-import { Event, Output, ProcessError, __setLogSink } from './index.js';
+import { Event, Output, ProcessError, __setLogSink, __stateRunner } from './index.js';
 
 const NOT_INITIALISED = { tag: 'err', val: { tag: 'invalid', val: 'plugin not initialised' } };
 
@@ -50,10 +50,17 @@ export function bind(plugin, hostLog) {
     throw new TypeError('the plugin module\'s `init` export must be a function');
   }
   let ready = false;
+  // The author's `process`, or (for a plugin that imports sluice-sdk/state)
+  // a wrapper that applies or discards each event's state writes with its
+  // outcome. Chosen at `init`: every module, the state one included, has
+  // been evaluated by then.
+  let handle = userProcess;
 
   /** WIT `init: func(config: list<tuple<string, string>>) -> result<_, string>`. */
   function init(pairs) {
     __setLogSink(hostLog);
+    const runEvent = __stateRunner();
+    handle = runEvent === null ? userProcess : (event) => runEvent(userProcess, event);
     // A failed re-init leaves the plugin uninitialised, not running on a
     // stale config.
     ready = false;
@@ -94,7 +101,7 @@ export function bind(plugin, hostLog) {
     for (let i = 0; i < n; i++) {
       let outputs;
       try {
-        outputs = userProcess(new Event(events[i]));
+        outputs = handle(new Event(events[i]));
       } catch (err) {
         outcomes[i] = failure(err);
         continue;
@@ -118,7 +125,7 @@ export function bind(plugin, hostLog) {
       }
       if (++i === events.length) return outcomes;
       try {
-        pending = userProcess(new Event(events[i]));
+        pending = handle(new Event(events[i]));
       } catch (err) {
         pending = Promise.reject(err);
       }

@@ -4,13 +4,20 @@ into a Sluice component with componentize-py.
 It writes a small entry module that imports the SDK glue and the author's
 module and defines `WitWorld`, then runs
 
-    componentize-py -d WIT -w processor componentize ENTRY -p ... -o OUT
+    componentize-py -d WIT -w WORLD componentize ENTRY -p ... -o OUT
 
 which generates the bindings for `wit/plugin.wit` on the fly (nothing
 generated is written next to the sources), pre-initialises CPython with the
 modules imported and snapshots it. The component is written to a hidden
 temporary file beside OUT and renamed over it, so a host watching the
 plugins directory never loads half a file.
+
+WORLD is `processor`, or `stateful-processor` (which adds the host's state
+interface to the component's imports) when the plugin's module imports
+`sluice_sdk.state` (`uses_state`) or `--stateful` is given. componentize-py
+imports every interface of the world it builds for, used or not, so a
+stateless plugin must be built for `processor`: the host treats a plugin
+that imports the state interface as stateful.
 
 The WIT directory is, in order: `--wit DIR`, `$SLUICE_WIT`, the checkout's
 `wit/` relative to this file, the first `wit/plugin.wit` found walking up
@@ -21,6 +28,7 @@ installed (non-editable) SDK carries.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import subprocess
@@ -32,6 +40,7 @@ from typing import List, Optional, Sequence
 
 COMPONENTIZE_PY = "0.25.1"
 WORLD = "processor"
+STATEFUL_WORLD = "stateful-processor"
 ENTRY = "sluice_entry"
 SDK_DIR = Path(__file__).resolve().parent
 
@@ -70,6 +79,26 @@ def find_wit(explicit: Optional[str], app: Path) -> Path:
     )
 
 
+def uses_state(source: str, filename: str = "<plugin>") -> bool:
+    """Whether the module `source` imports `sluice_sdk.state` (`import
+    sluice_sdk.state`, `from sluice_sdk import state`, `from sluice_sdk.state
+    import ...`), anywhere in the module."""
+    try:
+        tree = ast.parse(source, filename)
+    except SyntaxError:
+        return False  # componentize-py reports it, with the traceback
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            if any(alias.name == "sluice_sdk.state" or alias.name.startswith("sluice_sdk.state.") for alias in node.names):
+                return True
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "sluice_sdk.state" or node.module.startswith("sluice_sdk.state."):
+                return True
+            if node.module == "sluice_sdk" and any(alias.name == "state" for alias in node.names):
+                return True
+    return False
+
+
 def _check_componentize_py() -> None:
     try:
         from importlib.metadata import PackageNotFoundError, version
@@ -96,9 +125,11 @@ def build(
     plugin: Optional[str] = None,
     python_path: Sequence[str] = (),
     quiet: bool = False,
+    stateful: Optional[bool] = None,
 ) -> Path:
     """Builds the component for the plugin module `app` (a .py file); the
-    path written."""
+    path written. `stateful`: build for `stateful-processor` (True) or
+    `processor` (False); None (the default) decides by `uses_state`."""
     app_path = Path(app).resolve()
     if app_path.suffix != ".py" or not app_path.is_file():
         raise BuildError(f"{app}: not a Python file")
@@ -110,6 +141,9 @@ def build(
     if plugin is not None and not plugin.isidentifier():
         raise BuildError(f"--plugin {plugin}: not a Python name")
     wit_dir = find_wit(wit, app_path)
+    if stateful is None:
+        stateful = uses_state(app_path.read_text(encoding="utf-8"), str(app_path))
+    world = STATEFUL_WORLD if stateful else WORLD
     out = Path(output) if output else Path.cwd() / f"{module}.wasm"
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +168,7 @@ def build(
             "-c",
             "import sys, componentize_py; sys.argv[0] = 'componentize-py'; componentize_py.script()",
             "-d", str(wit_dir),
-            "-w", WORLD,
+            "-w", world,
             *(["--quiet"] if quiet else []),
             "componentize", ENTRY,
             *[arg for path in paths for arg in ("-p", path)],
@@ -152,7 +186,10 @@ def build(
     os.replace(tmp_out, out)
     if not quiet:
         size = out.stat().st_size / 1e6
-        print(f"built {out} ({size:.1f} MB) from {app_path} with {wit_dir}/plugin.wit in {elapsed:.1f} s")
+        print(
+            f"built {out} ({size:.1f} MB) from {app_path} with {wit_dir}/plugin.wit, "
+            f"world {world}, in {elapsed:.1f} s"
+        )
     return out
 
 
@@ -179,10 +216,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "-p", "--python-path", action="append", default=[],
         help="another directory of modules the plugin imports (repeatable)",
     )
+    b.add_argument(
+        "--stateful", action="store_true", default=None,
+        help="build for the world stateful-processor (the plugin keeps state) even when the "
+        "plugin's module does not import sluice_sdk.state itself (it does through a helper)",
+    )
     b.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     args = parser.parse_args(argv)
     try:
-        build(args.app, args.output, args.wit, args.plugin, args.python_path, args.quiet)
+        build(
+            args.app, args.output, args.wit, args.plugin, args.python_path, args.quiet, args.stateful
+        )
     except BuildError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -16,6 +16,11 @@ from .config import Config
 from .errors import ConfigError, ProcessError, Retryable
 from .output import Output
 
+# Set by `sluice_sdk.state` when a plugin imports it: wraps the plugin's
+# `process` so each event's state writes are applied or discarded with its
+# outcome. A plugin without state runs its events unwrapped.
+_state_wrap: Optional[Callable[[Callable[[Any], Any]], Callable[[Any], Any]]] = None
+
 
 class Plugin:
     """Optional base class for a plugin written as a class. The runner makes
@@ -120,6 +125,8 @@ class Runner:
             if isinstance(result, str):
                 return result
             return f"init() must return None or an error message, got {type(result).__name__}"
+        if _state_wrap is not None:
+            process = _state_wrap(process)
         self._process = process
         return None
 

@@ -7,7 +7,12 @@ import sys
 from pathlib import Path
 
 PYTHON_DIR = Path(__file__).resolve().parents[1]
-for path in (PYTHON_DIR, PYTHON_DIR / "order-enrich", PYTHON_DIR / "tests" / "plugins"):
+for path in (
+    PYTHON_DIR,
+    PYTHON_DIR / "order-enrich",
+    PYTHON_DIR / "account-balance",
+    PYTHON_DIR / "tests" / "plugins",
+):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 

@@ -72,5 +72,30 @@ class BuildArgsTest(unittest.TestCase):
             self.assertIn("not a Python name", self.error(str(ok), "--plugin", "a-b"))
 
 
+class WorldTest(unittest.TestCase):
+    def test_the_world_follows_the_import_unless_told(self):
+        seen = []
+
+        def fake_run(command, env=None):
+            seen.append(command[command.index("-w") + 1])
+            Path(command[command.index("-o") + 1]).write_bytes(b"")
+            return mock.Mock(returncode=0)
+
+        with tempfile.TemporaryDirectory() as tmp, mock.patch.object(build.subprocess, "run", fake_run), \
+                mock.patch.object(build, "_check_componentize_py", lambda: None):
+            plain = Path(tmp) / "plain.py"
+            plain.write_text("from sluice_sdk import Output\n")
+            stateful = Path(tmp) / "counts.py"
+            stateful.write_text("from sluice_sdk import Output, state\n")
+            for app, flag in ((plain, None), (stateful, None), (plain, True), (stateful, False)):
+                build.build(str(app), str(Path(tmp) / "out.wasm"), quiet=True, stateful=flag)
+            with redirect_stderr(io.StringIO()):
+                self.assertEqual(build.main(["build", str(plain), "-o", str(Path(tmp) / "o.wasm"), "-q", "--stateful"]), 0)
+        self.assertEqual(
+            seen,
+            ["processor", "stateful-processor", "stateful-processor", "processor", "stateful-processor"],
+        )
+
+
 if __name__ == "__main__":
     unittest.main()
