@@ -265,3 +265,58 @@ fn retryable_failures_are_retried_then_dead_lettered_in_order() {
         );
     }
 }
+
+#[test]
+fn exactly_once_an_output_the_broker_refuses_is_dead_lettered_without_looping() {
+    // An output the plugin may make (under `max_output_bytes`) that the
+    // producer refuses (over `message.max.bytes`): in a transaction it
+    // cannot become a dead letter in place, so the transaction aborts and
+    // the event is dead-lettered when its batch runs again.
+    let cluster = cluster(None);
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_with(
+        &bootstrap,
+        dir.path(),
+        "delivery = \"exactly-once\"\n[pipeline.limits]\nmax_output_bytes = 2000000",
+    );
+    let mut supervisor = Supervisor::start(config).expect("starts");
+    let records: Vec<(String, String)> = ["a", "huge:1100000", "b"]
+        .iter()
+        .map(|v| ("k".to_owned(), (*v).to_owned()))
+        .collect();
+    let delivered = produce(&bootstrap, "in", &records);
+
+    let mut dlq = Reader::new(&bootstrap, &["dlq"]);
+    assert!(dlq.wait_count(1, Duration::from_secs(30)), "no dead letter");
+    let mut out = Reader::new(&bootstrap, &["out"]);
+    assert!(
+        out.read_until(Duration::from_secs(30), |records| {
+            records.iter().any(|r| r.value.as_deref() == Some("b"))
+        }),
+        "outputs: {:?}",
+        values(out.records())
+    );
+    supervisor.stop();
+    // It committed past the refused event: nothing loops.
+    assert_committed_to_the_end(&bootstrap, &delivered);
+    dlq.settle(Duration::from_millis(500), Duration::from_secs(5));
+    let dead = dlq.of("dlq");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].header("sluice.error.kind"), Some("produce-failed"));
+    assert_eq!(dead[0].header("sluice.source.offset"), Some("1"));
+    assert!(
+        dead[0]
+            .header("sluice.error.message")
+            .is_some_and(|m| m.contains("cannot write output")),
+        "{:?}",
+        dead[0]
+    );
+    let mut seen = values(&out.of("out"));
+    seen.dedup();
+    assert_eq!(
+        seen,
+        ["a", "b"],
+        "in order (the mock cluster shows aborted records too)"
+    );
+}

@@ -187,9 +187,14 @@ fn scene() -> Scene {
 
 /// The `balances` pipeline over `account-balance`.
 fn config(scene: &Scene, delivery: &str, state: &str) -> PathBuf {
+    config_of(scene, "account-balance", delivery, state)
+}
+
+/// The `balances` pipeline over `plugin`.
+fn config_of(scene: &Scene, plugin: &str, delivery: &str, state: &str) -> PathBuf {
     let text = format!(
         "{}\n[[pipeline]]\nname = \"balances\"\ninputs = [\"{INPUT}\"]\n\
-         plugin = \"account-balance\"\noutput = \"{OUTPUT}\"\ndlq = \"{DLQ}\"\n\
+         plugin = \"{plugin}\"\noutput = \"{OUTPUT}\"\ndlq = \"{DLQ}\"\n\
          delivery = \"{delivery}\"\nworkers = 2\n[pipeline.state]\nchangelog = \"{CHANGELOG}\"\n{state}",
         scene.kafka_toml()
     );
@@ -207,8 +212,20 @@ fn send(scene: &Scene, events: &[(String, String)]) {
 
 #[test]
 fn at_least_once_state_survives_a_restart() {
+    state_survives_a_restart("account-balance", "at-least-once");
+}
+
+/// The Python port (`plugins/python/account-balance`, built by
+/// `scripts/build-plugins` when componentize-py is installed) keeps its
+/// state the same way, here under exactly-once.
+#[test]
+fn python_account_balance_keeps_its_state_across_a_restart_exactly_once() {
+    state_survives_a_restart("account-balance-py", "exactly-once");
+}
+
+fn state_survives_a_restart(plugin: &str, delivery: &str) {
     let scene = scene();
-    let config = config(&scene, "at-least-once", "");
+    let config = config_of(&scene, plugin, delivery, "");
     let mut ledger = Ledger::new();
     send(&scene, &ledger.events(20, 2_000));
     let mut first = scene.start(&config, "first");

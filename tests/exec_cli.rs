@@ -3,14 +3,12 @@
 //! state files, and clean errors (no panics) for everything a user can get
 //! wrong.
 
-use std::ffi::OsStr;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::{Value, json};
 
-use sluice_testkit::sluice::{binary, plugin_path};
+use sluice_testkit::sluice::{exec_with_env, plugin_path};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -20,39 +18,6 @@ use sluice_testkit::sluice::{binary, plugin_path};
 /// did.
 fn exec(plugin: &Path, args: &[&str], stdin: &str) -> Output {
     exec_with_env::<&str>(plugin, args, stdin, &[])
-}
-
-/// [`exec`] with environment variables set (they win over its defaults,
-/// such as `SLUICE_LOG=warn`).
-fn exec_with_env<V: AsRef<OsStr>>(
-    plugin: &Path,
-    args: &[&str],
-    stdin: &str,
-    env: &[(&str, V)],
-) -> Output {
-    let mut child = Command::new(binary())
-        .arg("exec")
-        .arg(plugin)
-        .args(args)
-        .env("SLUICE_LOG", "warn")
-        .env_remove("RUST_LOG")
-        .env_remove("SLUICE_LOG_FORMAT")
-        .envs(env.iter().map(|(name, value)| (name, value.as_ref())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the sluice binary");
-    let mut pipe = child.stdin.take().unwrap();
-    let input = stdin.to_owned();
-    // Write from another thread so a large input cannot deadlock on a full
-    // stdout pipe; a closed pipe (the binary exited early) is not our error.
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(input.as_bytes());
-    });
-    let output = child.wait_with_output().expect("wait for sluice");
-    writer.join().unwrap();
-    output
 }
 
 fn stdout_lines(output: &Output) -> Vec<Value> {

@@ -16,12 +16,11 @@
 //! stateless plugin), and one that does, does. Built by
 //! `scripts/build-plugins` once `scripts/setup` installed the toolchains.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::{Value, json};
 use sluice::plugin::{CompiledPlugin, PluginEngine};
-use sluice_testkit::sluice::{binary, plugin_path, repo_dir};
+use sluice_testkit::sluice::{exec_with_env, plugin_path, repo_dir};
 
 /// The guest builds of `account-balance`, by file name.
 const GUESTS: &[&str] = &["account-balance-py", "account-balance-js"];
@@ -30,27 +29,9 @@ const GUESTS: &[&str] = &["account-balance-py", "account-balance-js"];
 /// rest of such a message is the SDKs'.
 const NOT_JSON: &str = "event value is not valid JSON: ";
 
-/// Runs `sluice exec PLUGIN ARGS...` over `stdin`.
+/// Runs `sluice exec PLUGIN ARGS...` over `stdin`; it must succeed.
 fn exec(plugin: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(binary())
-        .arg("exec")
-        .arg(plugin_path(plugin))
-        .args(args)
-        .env("SLUICE_LOG", "warn")
-        .env_remove("RUST_LOG")
-        .env_remove("SLUICE_LOG_FORMAT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the sluice binary");
-    let mut pipe = child.stdin.take().unwrap();
-    let input = stdin.to_owned();
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(input.as_bytes());
-    });
-    let output = child.wait_with_output().expect("wait for sluice");
-    writer.join().unwrap();
+    let output = exec_with_env::<&str>(&plugin_path(plugin), args, stdin, &[]);
     assert!(
         output.status.success(),
         "sluice exec {plugin} failed with {}: {}",

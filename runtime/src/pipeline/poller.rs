@@ -447,10 +447,14 @@ impl Poller {
                 index,
                 dead_letter,
             } if self.txn.is_some() => {
-                // After the abort, the event goes to the DLQ instead.
-                if let Some(event) = ticket.event(index) {
-                    self.refused
-                        .insert(&ticket.batch().tp.topic, event, dead_letter);
+                // After the abort, the event goes to the DLQ instead. What
+                // an abort purged (of a generation it ended) was not
+                // refused.
+                let batch = ticket.batch();
+                if self.tracker.generation(&batch.tp) == Some(batch.generation)
+                    && let Some(event) = ticket.event(index)
+                {
+                    self.refused.insert(&batch.tp.topic, event, dead_letter);
                 }
                 self.doom_for(&ticket);
             }
@@ -576,10 +580,23 @@ impl Poller {
             // Only a consumer without a group has none.
             None => Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::State)),
         };
-        drop(tpl);
         if committed.is_ok() {
             self.refused.clear();
+            // The same offsets once more, outside the transaction: a
+            // no-op for Kafka, which keeps the transaction's, and what
+            // lets a broker that drops transactional offset commits
+            // (librdkafka's mock cluster, the embedded broker) restart
+            // from them too. The group's generation still fences it.
+            let mode = if reopen {
+                CommitMode::Async
+            } else {
+                CommitMode::Sync
+            };
+            if let Err(e) = self.consumer.commit(&tpl, mode) {
+                tracing::debug!(pipeline = %self.name, error = %e, "cannot commit the offsets outside the transaction");
+            }
         }
+        drop(tpl);
         match committed {
             Ok(()) if !reopen => {}
             Ok(()) => match producer.begin_transaction() {
@@ -696,14 +713,36 @@ impl Poller {
         let committed = self.committed(|_| true);
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), offset) in committed {
-            let offset = offset.map_or(Offset::Beginning, Offset::Offset);
+            let offset = match offset {
+                Some(offset) => Offset::Offset(offset),
+                // A logical offset is not refetched after a seek back; the
+                // log start is.
+                None => match self
+                    .consumer
+                    .fetch_watermarks(&topic, partition, TXN_TIMEOUT)
+                {
+                    Ok((low, _)) => Offset::Offset(low),
+                    Err(_) => Offset::Beginning,
+                },
+            };
             let _ = tpl.add_partition_offset(&topic, partition, offset);
         }
         if tpl.count() == 0 {
             return;
         }
-        if let Err(e) = self.consumer.seek_partitions(tpl, TXN_TIMEOUT) {
-            tracing::error!(pipeline = %self.name, error = %e, "cannot move back to the committed offsets");
+        match self.consumer.seek_partitions(tpl, TXN_TIMEOUT) {
+            Ok(sought) => {
+                for e in sought.elements() {
+                    if let Err(error) = e.error() {
+                        tracing::error!(pipeline = %self.name, topic = e.topic(), partition = e.partition(), %error, "cannot move back to the committed offset");
+                    } else {
+                        tracing::info!(pipeline = %self.name, topic = e.topic(), partition = e.partition(), offset = ?e.offset(), "moved back to the committed offset");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(pipeline = %self.name, error = %e, "cannot move back to the committed offsets");
+            }
         }
     }
 

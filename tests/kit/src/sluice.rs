@@ -248,6 +248,42 @@ fn spawn(
         .expect("start sluice")
 }
 
+/// Runs `sluice exec PLUGIN ARGS...` with warn-level logs and `env` set
+/// (it wins over those defaults), feeding it `stdin`; returns what it did.
+/// The input is written from another thread, so a large one cannot
+/// deadlock on a full stdout pipe; a closed pipe (the binary exited early)
+/// is not the caller's error.
+pub fn exec_with_env<V: AsRef<OsStr>>(
+    plugin: &Path,
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, V)],
+) -> std::process::Output {
+    let mut child = Command::new(binary())
+        .arg("exec")
+        .arg(plugin)
+        .args(args)
+        .env("SLUICE_LOG", "warn")
+        .env_remove("RUST_LOG")
+        .env_remove("SLUICE_LOG_FORMAT")
+        .envs(env.iter().map(|(name, value)| (name, value.as_ref())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the sluice binary");
+    let pipe = child.stdin.take();
+    let input = stdin.to_owned();
+    let writer = std::thread::spawn(move || {
+        if let Some(mut pipe) = pipe {
+            let _ = std::io::Write::write_all(&mut pipe, input.as_bytes());
+        }
+    });
+    let output = child.wait_with_output().expect("wait for sluice");
+    let _ = writer.join();
+    output
+}
+
 /// A running `sluice run`, serving its HTTP endpoint on a loopback port so
 /// tests can wait on its state ([`SluiceProcess::wait_status`]).
 pub struct SluiceProcess {
