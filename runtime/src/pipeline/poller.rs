@@ -713,18 +713,7 @@ impl Poller {
         let committed = self.committed(|_| true);
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), offset) in committed {
-            let offset = match offset {
-                Some(offset) => Offset::Offset(offset),
-                // A logical offset is not refetched after a seek back; the
-                // log start is.
-                None => match self
-                    .consumer
-                    .fetch_watermarks(&topic, partition, TXN_TIMEOUT)
-                {
-                    Ok((low, _)) => Offset::Offset(low),
-                    Err(_) => Offset::Beginning,
-                },
-            };
+            let offset = offset.map_or(Offset::Beginning, Offset::Offset);
             let _ = tpl.add_partition_offset(&topic, partition, offset);
         }
         if tpl.count() == 0 {
@@ -736,7 +725,7 @@ impl Poller {
                     if let Err(error) = e.error() {
                         tracing::error!(pipeline = %self.name, topic = e.topic(), partition = e.partition(), %error, "cannot move back to the committed offset");
                     } else {
-                        tracing::info!(pipeline = %self.name, topic = e.topic(), partition = e.partition(), offset = ?e.offset(), "moved back to the committed offset");
+                        tracing::debug!(pipeline = %self.name, topic = e.topic(), partition = e.partition(), offset = ?e.offset(), "moved back to the committed offset");
                     }
                 }
             }
