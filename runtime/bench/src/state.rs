@@ -195,7 +195,7 @@ fn cost(options: &Options) -> anyhow::Result<()> {
         account_value(0).len()
     );
     println!();
-    println!("| events | CPU µs/event | wall µs/event | − baseline, µs |");
+    println!("| event | CPU µs/event | wall µs/event | − baseline, µs |");
     println!("|---|---:|---:|---:|");
     let mut baseline = None;
     let mut calls = Vec::new();
