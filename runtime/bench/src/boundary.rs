@@ -105,16 +105,19 @@ fn events(batch: usize, size: usize) -> Vec<Event> {
 }
 
 /// Per-event CPU and wall nanoseconds of `runner` on `batch` events, over
-/// `total` events but at least `min_calls` calls.
-fn per_event(
+/// `total` events but at least `min_calls` calls; `after_call` runs after
+/// each call, inside the window (what a host does between calls).
+pub(crate) fn per_event(
     runner: &mut PluginRunner,
     batch: &[Event],
     total: usize,
     min_calls: usize,
+    mut after_call: impl FnMut(&mut PluginRunner),
 ) -> anyhow::Result<(f64, f64)> {
     // Warm up: the first calls grow the guest's heap.
     for _ in 0..20 {
         check(runner.process(batch))?;
+        after_call(runner);
     }
     let calls = (total / batch.len().max(1)).max(min_calls);
     let (result, cpu, wall) = timed(|| {
@@ -124,6 +127,7 @@ fn per_event(
                 return check(outcomes);
             }
             black_box(outcomes);
+            after_call(runner);
         }
         Ok(())
     });
@@ -225,7 +229,13 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     for (measured, batch) in rows {
         let mut runner = PluginRunner::start(measured.plugin.clone(), settings.clone())?;
         let events = events(batch, options.event_size);
-        let (cpu, wall) = per_event(&mut runner, &events, measured.events, measured.min_calls)?;
+        let (cpu, wall) = per_event(
+            &mut runner,
+            &events,
+            measured.events,
+            measured.min_calls,
+            |_| (),
+        )?;
         println!(
             "| {} | {batch} | {cpu:.0} | {wall:.0} | {:.2} |",
             measured.name,

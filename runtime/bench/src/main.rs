@@ -20,6 +20,9 @@
 //!   paced load; one markdown table per broker with b−a at p99.
 //! - `boundary` ([`boundary`]): the cost of crossing into Wasm per event
 //!   against batch size, plugin instantiation and compile time. No Kafka.
+//! - `state` ([`state`]): the cost of a state get + set per event (no
+//!   Kafka), restore time per 100k changelog keys, and exactly-once
+//!   against at-least-once throughput of the `account-balance` pipeline.
 //! - `all`: both.
 //! - `broker` (hidden): the mock cluster as a child process, driven over
 //!   stdin by [`broker`].
@@ -32,6 +35,7 @@
 mod boundary;
 mod broker;
 mod latency;
+mod state;
 mod throughput;
 
 use std::process::ExitCode;
@@ -59,6 +63,9 @@ enum Command {
     /// Per-event cost of the Wasm boundary by batch size; instantiation and
     /// compile time.
     Boundary(boundary::Options),
+    /// Cost of a state get + set per event, restore time, exactly-once
+    /// against at-least-once throughput.
+    State(state::Options),
     /// `boundary`, then `throughput`, with their defaults.
     All {
         #[command(flatten)]
@@ -86,6 +93,7 @@ fn main() -> ExitCode {
         Command::Throughput(options) => throughput::run(&options),
         Command::Latency(options) => latency::run(&options),
         Command::Boundary(options) => boundary::run(&options),
+        Command::State(options) => state::run(&options),
         Command::All { throughput } => {
             boundary::run(&boundary::Options::default()).and_then(|()| throughput::run(&throughput))
         }

@@ -229,6 +229,39 @@ impl HostOptions {
             producer: pairs(&self.producer)?.into_iter().collect(),
         })
     }
+
+    /// A one-step pipeline of `plugin` (from [`Self::plugins_dir`]) with
+    /// `--batch-size` and `--workers`, on topics of `partitions`
+    /// partitions; every other setting at its default.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pipeline_config(
+        &self,
+        name: &str,
+        plugin: &str,
+        input: &str,
+        output: &str,
+        dlq: &str,
+        group: &str,
+        partitions: usize,
+    ) -> PipelineConfig {
+        PipelineConfig {
+            group_id: group.to_owned(),
+            batch_size: self.batch_size,
+            workers: self.workers,
+            partitions: partitions as i32,
+            ..PipelineConfig::new(
+                name,
+                vec![input.to_owned()],
+                vec![StepConfig {
+                    plugin: plugin.to_owned(),
+                    path: self.plugins_dir().join(format!("{plugin}.wasm")),
+                    config: Vec::new(),
+                }],
+                output,
+                dlq,
+            )
+        }
+    }
 }
 
 impl Options {
@@ -260,18 +293,18 @@ impl Options {
 
 /// One measured run.
 #[derive(Debug, Clone, Copy)]
-struct Run {
-    events: usize,
-    wall: Duration,
-    cpu: Duration,
+pub(crate) struct Run {
+    pub(crate) events: usize,
+    pub(crate) wall: Duration,
+    pub(crate) cpu: Duration,
 }
 
 impl Run {
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.events as f64 / self.wall.as_secs_f64().max(1e-9)
     }
 
-    fn cpu_us_per_event(&self) -> f64 {
+    pub(crate) fn cpu_us_per_event(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / self.events.max(1) as f64
     }
 }
@@ -285,7 +318,7 @@ struct Cell {
     cpu_us: f64,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
@@ -317,7 +350,6 @@ struct Bench<'a> {
     /// The Python for (e), when it runs.
     quix_python: Option<&'a str>,
     broker: Broker,
-    plugins_dir: PathBuf,
     run_seq: usize,
     /// Groups whose commits to check at the end: (group, topic, expected
     /// committed offset per partition).
@@ -359,7 +391,6 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             processors: &processors,
             quix_python: quix_python.as_deref(),
             broker,
-            plugins_dir: plugins_dir.clone(),
             run_seq: 0,
             checks: Vec::new(),
         };
@@ -570,14 +601,6 @@ impl Bench<'_> {
         group: &str,
         ends: &[i64],
     ) -> anyhow::Result<Run> {
-        let events = ends.iter().sum::<i64>() as usize;
-        let partitions = ends.len();
-        let kafka = self.kafka_config()?;
-        let path = self.plugins_dir.join(format!("{plugin}.wasm"));
-        // A fresh engine per run, so no epoch ticker outlives its run and
-        // charges another run's CPU.
-        let engine = PluginEngine::new()?;
-        let compiled = Arc::new(CompiledPlugin::load(&engine, plugin, &path)?);
         // A short name: it names the threads (`sluice-b3-poll`,
         // `sluice-b3-w0`), which the kernel cuts at 15 bytes, for perf.
         let name = format!(
@@ -585,78 +608,18 @@ impl Bench<'_> {
             if plugin == "passthrough" { "b" } else { "c" },
             self.run_seq
         );
+        let host = &self.options.host;
         let config = PipelineConfig {
-            group_id: group.to_owned(),
-            batch_size: self.options.host.batch_size,
-            workers: self.options.host.workers,
-            partitions: partitions as i32,
             origin_headers: !self.options.no_origin_headers,
-            ..PipelineConfig::new(
-                &name,
-                vec![input.to_owned()],
-                vec![StepConfig {
-                    plugin: plugin.to_owned(),
-                    path,
-                    config: Vec::new(),
-                }],
-                output,
-                dlq,
-            )
+            ..host.pipeline_config(&name, plugin, input, output, dlq, group, ends.len())
         };
-        let metrics = sluice::metrics::global().pipeline(&name);
-        // Watches the group's commits; created now so that its start-up is
-        // not in the window.
-        let watcher = CommitWatcher::new(self.broker.bootstrap(), group, input, ends)?;
-        let pipeline = Pipeline::start(&config, &kafka, self.broker.bootstrap(), &[compiled])?;
-
-        // The workers count an event when its batch reaches them; watch
-        // that counter. Tightly until the first event (outside the window),
-        // then every millisecond (inside it, so it costs almost nothing).
-        let joined_by = Instant::now() + FIRST_EVENT_TIMEOUT;
-        while metrics.events.get() == 0 {
-            if pipeline.is_finished() {
-                pipeline.stop()?;
-                bail!("the pipeline stopped by itself");
-            }
-            if Instant::now() > joined_by {
-                bail!("no event within {FIRST_EVENT_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        let (t0, cpu0) = (Instant::now(), process_cpu());
-        let done_by = t0 + Duration::from_secs(120);
-        while (metrics.events.get() as usize) < events {
-            if pipeline.is_finished() || Instant::now() > done_by {
-                let seen = metrics.events.get();
-                let _ = pipeline.stop();
-                bail!("the pipeline processed only {seen} of {events} events");
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        // Every event has reached the worker: stop, which drains, waits for
-        // the acknowledgements and commits. The window ends when the commit
-        // is visible at the broker; closing the clients (inside `stop`)
-        // is not part of it.
-        pipeline.begin_stop();
-        let committed = watcher.wait(Duration::from_secs(10)).with_context(|| {
-            format!(
-                "the worker took {} events and wrote {} outputs",
-                metrics.events.get(),
-                metrics.outputs.get()
-            )
-        });
-        let run = Run {
-            events,
-            wall: t0.elapsed(),
-            cpu: process_cpu().saturating_sub(cpu0),
-        };
-        pipeline.stop()?;
-        committed?;
-        let outputs = metrics.outputs.get() as usize;
-        if outputs != events {
-            bail!("{outputs} outputs for {events} events");
-        }
-        Ok(run)
+        measure_pipeline(
+            &self.kafka_config()?,
+            self.broker.bootstrap(),
+            &config,
+            ends,
+            WindowEnd::Committed,
+        )
     }
 
     /// Checks that every run's group committed exactly the end of the
@@ -686,6 +649,131 @@ impl Bench<'_> {
             self.checks.len() - wrong,
             self.checks.len()
         );
+    }
+}
+
+/// Where a measured pipeline run's window ends, once the last event has
+/// reached a worker and the pipeline was told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WindowEnd {
+    /// When the group's committed offsets reach the end of the input at
+    /// the broker.
+    Committed,
+    /// When the pipeline's poll thread has drained, committed and left
+    /// the group (before the clients close): for exactly-once on the mock
+    /// cluster, which acknowledges a transaction's offsets
+    /// (TxnOffsetCommit) without storing them.
+    Drained,
+}
+
+/// Runs `config` (one input topic, whose partitions end at `ends`, all
+/// pre-produced) and measures it: the window runs from the first event a
+/// worker takes until `end` (drain, acknowledgements and commit included;
+/// closing the clients not). Fails unless every event made exactly one
+/// output.
+pub(crate) fn measure_pipeline(
+    kafka: &KafkaConfig,
+    bootstrap: &str,
+    config: &PipelineConfig,
+    ends: &[i64],
+    end: WindowEnd,
+) -> anyhow::Result<Run> {
+    let events = ends.iter().sum::<i64>() as usize;
+    let input = config.inputs.first().context("a pipeline with no input")?;
+    // A fresh engine per run, so no epoch ticker outlives its run and
+    // charges another run's CPU.
+    let engine = PluginEngine::new()?;
+    let compiled = config
+        .steps
+        .iter()
+        .map(|step| {
+            Ok(Arc::new(CompiledPlugin::load(
+                &engine,
+                &step.plugin,
+                &step.path,
+            )?))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let metrics = sluice::metrics::global().pipeline(&config.name);
+    // Watches the group's commits; created now so that its start-up is
+    // not in the window.
+    let watcher = match end {
+        WindowEnd::Committed => Some(CommitWatcher::new(
+            bootstrap,
+            &config.group_id,
+            input,
+            ends,
+        )?),
+        WindowEnd::Drained => None,
+    };
+    let pipeline = Pipeline::start(config, kafka, bootstrap, &compiled)?;
+    // Its liveness probe says when the poll thread has ended.
+    let status = sluice::status::Status::default();
+    status.started(pipeline.status().clone());
+
+    // The workers count an event when its batch reaches them; watch
+    // that counter. Tightly until the first event (outside the window),
+    // then every millisecond (inside it, so it costs almost nothing).
+    let joined_by = Instant::now() + FIRST_EVENT_TIMEOUT;
+    while metrics.events.get() == 0 {
+        if pipeline.is_finished() {
+            pipeline.stop()?;
+            bail!("the pipeline stopped by itself");
+        }
+        if Instant::now() > joined_by {
+            bail!("no event within {FIRST_EVENT_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let (t0, cpu0) = (Instant::now(), process_cpu());
+    let done_by = t0 + Duration::from_secs(120);
+    while (metrics.events.get() as usize) < events {
+        if pipeline.is_finished() || Instant::now() > done_by {
+            let seen = metrics.events.get();
+            let _ = pipeline.stop();
+            bail!("the pipeline processed only {seen} of {events} events");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Every event has reached the worker: stop, which drains, waits for
+    // the acknowledgements and commits. The window ends when the commit
+    // is visible at the broker; closing the clients (inside `stop`)
+    // is not part of it.
+    pipeline.begin_stop();
+    let ended = match &watcher {
+        Some(watcher) => watcher.wait(Duration::from_secs(10)),
+        None => wait_drained(&status, Duration::from_secs(10)),
+    };
+    let ended = ended.with_context(|| {
+        format!(
+            "the worker took {} events and wrote {} outputs",
+            metrics.events.get(),
+            metrics.outputs.get()
+        )
+    });
+    let run = Run {
+        events,
+        wall: t0.elapsed(),
+        cpu: process_cpu().saturating_sub(cpu0),
+    };
+    pipeline.stop()?;
+    ended?;
+    let outputs = metrics.outputs.get() as usize;
+    if outputs != events {
+        bail!("{outputs} outputs for {events} events");
+    }
+    Ok(run)
+}
+
+/// Waits until the one pipeline of `status` has ended its poll thread.
+fn wait_drained(status: &sluice::status::Status, timeout: Duration) -> anyhow::Result<()> {
+    let by = Instant::now() + timeout;
+    loop {
+        match status.liveness(sluice::status::now_ms()) {
+            Err(why) if why.contains("poll thread ended") => return Ok(()),
+            _ if Instant::now() > by => bail!("the pipeline did not drain within {timeout:?}"),
+            _ => std::thread::sleep(Duration::from_millis(1)),
+        }
     }
 }
 
@@ -853,19 +941,25 @@ fn produce_input(
     size: usize,
     partitions: usize,
 ) -> anyhow::Result<Vec<i64>> {
-    let mut writer = Writer::to(
-        bootstrap,
-        &[
-            ("linger.ms", "20"),
-            ("batch.size", "1000000"),
-            ("queue.buffering.max.messages", "1000000"),
-            ("queue.buffering.max.kbytes", "1048576"),
-        ],
-    )?;
+    produce(bootstrap, topic, partitions, events, |i| {
+        (i % partitions, order_key(i), order_value(i, size))
+    })
+}
+
+/// Produces `events` records to `topic` of `partitions` partitions, record
+/// `i` being `record(i)`: (partition, key, value); returns each
+/// partition's end offset.
+pub(crate) fn produce(
+    bootstrap: &str,
+    topic: &str,
+    partitions: usize,
+    events: usize,
+    record: impl Fn(usize) -> (usize, String, String),
+) -> anyhow::Result<Vec<i64>> {
+    let mut writer = bulk_writer(bootstrap)?;
     let mut ends = vec![0i64; partitions];
     for i in 0..events {
-        let partition = i % partitions;
-        let (key, value) = (order_key(i), order_value(i, size));
+        let (partition, key, value) = record(i);
         writer.send(RecordRef {
             partition: Some(partition as i32),
             key: Some(key.as_bytes()),
@@ -876,6 +970,20 @@ fn produce_input(
     }
     writer.flush(Duration::from_secs(120))?;
     Ok(ends)
+}
+
+/// A producer for pre-producing a run's input (not timed): big batches
+/// and a queue that holds a million records.
+pub(crate) fn bulk_writer(bootstrap: &str) -> anyhow::Result<Writer> {
+    Ok(Writer::to(
+        bootstrap,
+        &[
+            ("linger.ms", "20"),
+            ("batch.size", "1000000"),
+            ("queue.buffering.max.messages", "1000000"),
+            ("queue.buffering.max.kbytes", "1048576"),
+        ],
+    )?)
 }
 
 /// Reads a group's committed offsets on one topic (without joining it).
