@@ -289,6 +289,20 @@ fn exactly_once_kill_9_mid_stream_keeps_every_balance_exact() {
         survivor.describe()
     );
     assert_eq!(outputs.len() - ledger.valid, left_open);
+    let metric = |name: &str| -> f64 {
+        let (_, text) = survivor.get("/metrics").unwrap_or_default();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(metric("sluice_transactions_total{pipeline=\"balances\",outcome=\"committed\"}") > 0.0);
+    assert_eq!(
+        metric("sluice_transactions_total{pipeline=\"balances\",outcome=\"aborted\"}"),
+        0.0
+    );
+    // The state of whatever the killed process committed came back.
+    let restored = metric("sluice_state_restored_keys_total{pipeline=\"balances\"}");
+    assert_eq!(restored > 0.0, !committed.is_empty(), "{restored} keys");
 
     // Dead letters too: each overdraft once, apart from the aborted ones.
     let mut dlq = Reader::new(&scene.bootstrap(), &[DLQ]);

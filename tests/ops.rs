@@ -129,7 +129,7 @@ print(json.dumps(out))
 /// Every family `/metrics` has, with its type: all from the start but the
 /// consumer lag, which has a series per assigned partition from the first
 /// statistics after the assignment on.
-const FAMILIES: [(&str, &str); 13] = [
+const FAMILIES: [(&str, &str); 16] = [
     ("sluice_events", "counter"),
     ("sluice_outputs", "counter"),
     ("sluice_dead_letters", "counter"),
@@ -143,6 +143,9 @@ const FAMILIES: [(&str, &str); 13] = [
     ("sluice_pipeline_restarts", "counter"),
     ("sluice_plugin_call_duration_seconds", "histogram"),
     ("sluice_batch_size", "histogram"),
+    ("sluice_transactions", "counter"),
+    ("sluice_state_restore_duration_seconds", "histogram"),
+    ("sluice_state_restored_keys", "counter"),
 ];
 const LAG: &str = "sluice_consumer_lag";
 

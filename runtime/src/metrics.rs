@@ -115,9 +115,16 @@ pub struct Metrics {
     in_flight: Family<Labels, Gauge>,
     lag: Family<Labels, Gauge>,
     restarts: Family<Labels, Counter>,
+    transactions: Family<Labels, Counter>,
+    restored_keys: Family<Labels, Counter>,
     call_seconds: Histograms,
     batch_size: Histograms,
+    restore_seconds: Histograms,
 }
+
+/// What became of an exactly-once transaction, as the `outcome` label of
+/// `sluice_transactions_total`.
+pub const TRANSACTION_OUTCOMES: [&str; 2] = ["committed", "aborted"];
 
 /// The process's metrics.
 pub fn global() -> &'static Metrics {
@@ -128,6 +135,13 @@ pub fn global() -> &'static Metrics {
 /// 10 µs to 10 s, three buckets per decade.
 fn call_seconds_histogram() -> Histogram {
     Histogram::new(exponential_buckets_range(1e-5, 10.0, 19))
+}
+
+/// 1 ms to ~4.4 minutes, powers of four.
+fn restore_seconds_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.001, 4.0, 10,
+    ))
 }
 
 /// 1 to 4096 events, powers of two.
@@ -166,8 +180,11 @@ impl Metrics {
             in_flight: Family::default(),
             lag: Family::default(),
             restarts: Family::default(),
+            transactions: Family::default(),
+            restored_keys: Family::default(),
             call_seconds: Family::new_with_constructor(call_seconds_histogram),
             batch_size: Family::new_with_constructor(batch_size_histogram),
+            restore_seconds: Family::new_with_constructor(restore_seconds_histogram),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -237,6 +254,22 @@ impl Metrics {
             "Events per batch handed to a worker",
             m.batch_size.clone(),
         );
+        r.register(
+            "transactions",
+            "Exactly-once transactions, by outcome (committed, aborted)",
+            m.transactions.clone(),
+        );
+        r.register(
+            "state_restore_duration_seconds",
+            "Time to restore the state of newly assigned partitions from the changelog \
+             (one observation per assignment or abort)",
+            m.restore_seconds.clone(),
+        );
+        r.register(
+            "state_restored_keys",
+            "Keys restored from the changelog",
+            m.restored_keys.clone(),
+        );
         for kind in RELOAD_KINDS {
             for outcome in RELOAD_OUTCOMES {
                 // Created at zero; the handle is not needed.
@@ -266,6 +299,12 @@ impl Metrics {
             in_flight: self.in_flight.get_or_create_owned(&by_pipeline),
             call_seconds: self.call_seconds.get_or_create_owned(&by_pipeline),
             batch_size: self.batch_size.get_or_create_owned(&by_pipeline),
+            transactions: TRANSACTION_OUTCOMES.map(|outcome| {
+                self.transactions
+                    .get_or_create_owned(&labels(&[("pipeline", pipeline), ("outcome", outcome)]))
+            }),
+            restore_seconds: self.restore_seconds.get_or_create_owned(&by_pipeline),
+            restored_keys: self.restored_keys.get_or_create_owned(&by_pipeline),
         }
     }
 
@@ -357,6 +396,9 @@ pub struct PipelineMetrics {
     pub in_flight: Gauge,
     call_seconds: Histogram,
     batch_size: Histogram,
+    transactions: [Counter; TRANSACTION_OUTCOMES.len()],
+    restore_seconds: Histogram,
+    restored_keys: Counter,
 }
 
 impl PipelineMetrics {
@@ -366,6 +408,17 @@ impl PipelineMetrics {
             .dead_letters
             .get_or_create(&labels(&[("pipeline", &self.pipeline), ("kind", kind)]))
             .inc();
+    }
+
+    /// An exactly-once transaction committed (`true`) or was aborted.
+    pub fn transaction(&self, committed: bool) {
+        self.transactions[usize::from(!committed)].inc();
+    }
+
+    /// A restore of `keys` keys took `took`.
+    pub fn restored(&self, keys: usize, took: Duration) {
+        self.restore_seconds.observe(took.as_secs_f64());
+        self.restored_keys.inc_by(keys as u64);
     }
 
     /// A batch of `events` events went through the chain in `took`.

@@ -362,6 +362,7 @@ impl Poller {
                 }
             }
         }
+        self.metrics.restored(keys, started.elapsed());
         tracing::info!(
             pipeline = %self.name,
             changelog = restorer.topic(),
@@ -581,6 +582,7 @@ impl Poller {
             None => Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::State)),
         };
         if committed.is_ok() {
+            self.metrics.transaction(true);
             self.refused.clear();
             // The same offsets once more, outside the transaction: a
             // no-op for Kafka, which keeps the transaction's, and what
@@ -655,6 +657,7 @@ impl Poller {
             .and_then(|t| t.doomed.take())
             .unwrap_or_default();
         tracing::warn!(pipeline = %self.name, why, "aborting the transaction; processing again from the last commit");
+        self.metrics.transaction(false);
         self.live.clear();
         self.dispatcher.drop_parked();
         self.rewrites.clear();
