@@ -1,8 +1,11 @@
 //! A pipeline worker: a thread that owns one instance of every chain step,
 //! takes batches of events (all from one partition, in offset order),
-//! processes them, retries what may pass, and hands outputs and dead
-//! letters to the sink. Partitions map to workers by hash, so one
-//! partition's batches are always handled in order by the same worker.
+//! processes them, retries what may pass, and hands outputs, dead letters
+//! and the batch's state changes (for the changelog) to the sink. A batch
+//! of a partition this member no longer owns, or of a generation an abort
+//! ended, is skipped. Partitions map to workers by hash (by number in a
+//! stateful pipeline), so one partition's batches are always handled in
+//! order by the same worker.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
