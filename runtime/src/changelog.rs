@@ -22,12 +22,11 @@
 //! is harmless: the batch was processed again and committed, and its
 //! records, later in the log, win.
 //!
-//! Where a partition ends, as in [`crate::dlq`]'s reader: a high watermark
-//! at the log start means empty; otherwise the client's end-of-partition
-//! after a record was read, or a quiet [`END_IDLE`].
+//! Where a partition ends: a high watermark at the log start means empty;
+//! otherwise [`PartitionEnds`]'s rule, as for the DLQ reader.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -36,12 +35,8 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::{KafkaConfig, OnCorrupt, PipelineConfig};
 use crate::headers;
-use crate::kafka::reader::{EndReaderContext, ReadError, partition_count};
+use crate::kafka::reader::{END_IDLE, EndReaderContext, PartitionEnds, ReadError, partition_count};
 use crate::kafka::writer::{RecordRef, owned_headers};
-
-/// How long a partition may stay quiet before it counts as read to its
-/// end, when the broker's end-of-partition cannot be trusted.
-pub const END_IDLE: Duration = Duration::from_secs(2);
 
 /// How long the broker may take to answer about offsets and metadata.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -240,28 +235,19 @@ impl Restorer {
             }
             return results;
         }
-        let mut read_from = BTreeSet::new();
-        let mut last = Instant::now();
-        while !open.is_empty() && last.elapsed() < END_IDLE {
+        let mut ends = PartitionEnds::new(open, END_IDLE);
+        while ends.reading() {
             match self.consumer.poll(Duration::from_millis(100)) {
                 None => {}
-                // An end before any record is not trusted (module docs).
-                Some(Err(KafkaError::PartitionEOF(partition)))
-                    if read_from.contains(&partition) =>
-                {
-                    open.remove(&partition);
-                }
-                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(KafkaError::PartitionEOF(partition))) => ends.end_reported(partition),
                 Some(Err(e)) => {
                     tracing::warn!(topic = self.topic, error = %e, "reading the changelog");
                 }
                 Some(Ok(message)) => {
                     let partition = message.partition();
-                    if !open.contains(&partition) {
+                    if !ends.record(partition) {
                         continue;
                     }
-                    last = Instant::now();
-                    read_from.insert(partition);
                     let Some(Ok(state)) = results.get_mut(&partition) else {
                         continue;
                     };
@@ -284,7 +270,7 @@ impl Restorer {
                                 why,
                             };
                             results.insert(partition, Err(e));
-                            open.remove(&partition);
+                            ends.stop(partition);
                         }
                     }
                 }
@@ -349,6 +335,7 @@ fn source(message: &BorrowedMessage<'_>) -> Result<(String, i64), String> {
 mod tests {
     use std::path::Path;
     use std::sync::Arc;
+    use std::time::Instant;
 
     use super::*;
     use crate::config::Config;

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::read::{DEFAULT_IDLE, DlqReader, Start};
+use super::read::{DlqReader, Start};
 use super::record::DlqRecord;
 use super::select::{Selection, format_time};
 use super::{DlqError, pipeline_of};
 use crate::config::Config;
+use crate::kafka::reader::END_IDLE;
 use crate::plugin::compiled::short_digest;
 
 /// The group id the list's client carries; librdkafka wants one, and
@@ -37,7 +38,7 @@ impl Default for ListOptions {
         ListOptions {
             selection: Selection::default(),
             limit: None,
-            idle: DEFAULT_IDLE,
+            idle: END_IDLE,
         }
     }
 }

@@ -2,16 +2,11 @@
 //! group: every partition assigned, from the beginning or from a group's
 //! committed offsets, with the pipeline's own client configuration.
 //!
-//! Where a partition ends: Kafka's high watermark says it, but tansu's
-//! (and other young brokers') is wrong, so a partition is at its end when
-//! - the client reports partition EOF after at least one record of the
-//!   partition was read (an EOF before any record is not trusted: on tansu
-//!   it can come from a wrong watermark in the middle of a batch), or
-//! - nothing arrived from any unfinished partition for the idle time, or
-//! - the reader was told to stop it ([`DlqReader::stop`]).
+//! Where a partition ends is [`PartitionEnds`]'s rule; a redrive also
+//! stops partitions itself ([`DlqReader::stop`]).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -19,12 +14,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::DlqError;
 use crate::config::{Config, PipelineConfig};
-use crate::kafka::reader::{EndReaderContext, ReadError, partition_count};
+use crate::kafka::reader::{EndReaderContext, PartitionEnds, ReadError, partition_count};
 use crate::kafka::{self, event_of};
 use crate::plugin::Event;
-
-/// How long a partition may stay quiet before it counts as read to its end.
-pub const DEFAULT_IDLE: Duration = Duration::from_secs(2);
 
 /// How long the DLQ topic may take to show up in the metadata.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,15 +38,10 @@ pub struct DlqReader {
     consumer: BaseConsumer<EndReaderContext>,
     topic: String,
     group: String,
-    idle: Duration,
-    /// Partitions not at their end yet.
-    open: BTreeSet<i32>,
-    /// Partitions at least one record was read from.
-    read_from: BTreeSet<i32>,
+    ends: PartitionEnds,
     /// The offset after the last record handed out, or of the record a
     /// partition was stopped at: what a commit stores.
     next: BTreeMap<i32, i64>,
-    last_record: Instant,
 }
 
 impl DlqReader {
@@ -123,27 +110,20 @@ impl DlqReader {
         Ok(DlqReader {
             consumer,
             group: group.to_owned(),
-            idle,
-            open: (0..partitions).collect(),
-            read_from: BTreeSet::new(),
+            ends: PartitionEnds::new(0..partitions, idle),
             next,
-            last_record: Instant::now(),
             topic,
         })
     }
 
     /// The next record, `None` once every partition is at its end.
     pub fn next_record(&mut self) -> Result<Option<Event>, DlqError> {
-        while !self.open.is_empty() && self.last_record.elapsed() < self.idle {
+        while self.ends.reading() {
             match self.consumer.poll(Duration::from_millis(100)) {
                 None => {}
-                Some(Err(KafkaError::PartitionEOF(partition)))
-                    if self.read_from.contains(&partition) =>
-                {
-                    self.open.remove(&partition);
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    self.ends.end_reported(partition);
                 }
-                // An EOF before any record is not trusted (module docs).
-                Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(e)) => {
                     // librdkafka retries what it can; the idle time ends
                     // a read whose broker is gone.
@@ -151,12 +131,9 @@ impl DlqReader {
                 }
                 Some(Ok(message)) => {
                     let event = event_of(&message);
-                    if !self.open.contains(&event.partition) {
-                        // Fetched before the partition was stopped.
+                    if !self.ends.record(event.partition) {
                         continue;
                     }
-                    self.last_record = Instant::now();
-                    self.read_from.insert(event.partition);
                     self.next.insert(event.partition, event.offset + 1);
                     return Ok(Some(event));
                 }
@@ -168,7 +145,7 @@ impl DlqReader {
     /// Ends `partition` at `offset` (not read): a commit stores `offset`,
     /// so the record there is read again next time.
     pub fn stop(&mut self, partition: i32, offset: i64) {
-        self.open.remove(&partition);
+        self.ends.stop(partition);
         self.next.insert(partition, offset);
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.topic, partition);
@@ -198,6 +175,7 @@ impl DlqReader {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::time::Instant;
 
     use super::*;
     use crate::kafka::embedded::EmbeddedKafka;

@@ -32,13 +32,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::read::{DEFAULT_IDLE, DlqReader, Start};
+use super::read::{DlqReader, Start};
 use super::record::{DeadLetterRecord, DlqPosition, DlqRecord};
 use super::select::Selection;
 use super::{DlqError, pipeline_of, redrive_group};
 use crate::config::{Config, PipelineConfig};
 use crate::exec;
 use crate::headers;
+use crate::kafka::reader::END_IDLE;
 use crate::kafka::{self, Writer};
 use crate::pipeline::{self, Chain, Processed};
 use crate::plugin::PluginEngine;
@@ -63,7 +64,7 @@ impl Default for RedriveOptions {
         RedriveOptions {
             selection: Selection::default(),
             dry_run: false,
-            idle: DEFAULT_IDLE,
+            idle: END_IDLE,
         }
     }
 }

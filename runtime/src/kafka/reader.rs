@@ -4,6 +4,7 @@
 //! the tests. Also the one place a Kafka message becomes the [`Event`] a
 //! plugin sees.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -13,6 +14,72 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::plugin::Event;
+
+/// How long a read to the end may go without a record from any unfinished
+/// partition before those count as at their end.
+pub const END_IDLE: Duration = Duration::from_secs(2);
+
+/// Where each partition of a read to the end stands. Kafka's high
+/// watermark says where a partition ends, but tansu's (and other young
+/// brokers') is wrong, so a partition is at its end when
+/// - the client reports its end after at least one record of it was read
+///   (an end before any record is not trusted: on tansu it can come from a
+///   wrong watermark in the middle of a batch), or
+/// - nothing arrived from any unfinished partition for the idle time, or
+/// - the reader stopped it.
+#[derive(Debug)]
+pub struct PartitionEnds {
+    open: BTreeSet<i32>,
+    read_from: BTreeSet<i32>,
+    last_record: Instant,
+    idle: Duration,
+}
+
+impl PartitionEnds {
+    /// `partitions`, none at its end yet.
+    pub fn new(partitions: impl IntoIterator<Item = i32>, idle: Duration) -> Self {
+        PartitionEnds {
+            open: partitions.into_iter().collect(),
+            read_from: BTreeSet::new(),
+            last_record: Instant::now(),
+            idle,
+        }
+    }
+
+    /// Whether some partition is not at its end and the read has not gone
+    /// quiet.
+    pub fn reading(&self) -> bool {
+        !self.open.is_empty() && self.last_record.elapsed() < self.idle
+    }
+
+    /// The partitions not at their end.
+    pub fn open(&self) -> &BTreeSet<i32> {
+        &self.open
+    }
+
+    /// The client reported the end of `partition`.
+    pub fn end_reported(&mut self, partition: i32) {
+        if self.read_from.contains(&partition) {
+            self.open.remove(&partition);
+        }
+    }
+
+    /// A record of `partition` arrived; whether to take it (`false` for a
+    /// partition already at its end, fetched before it was stopped).
+    pub fn record(&mut self, partition: i32) -> bool {
+        if !self.open.contains(&partition) {
+            return false;
+        }
+        self.last_record = Instant::now();
+        self.read_from.insert(partition);
+        true
+    }
+
+    /// Ends `partition` here.
+    pub fn stop(&mut self, partition: i32) {
+        self.open.remove(&partition);
+    }
+}
 
 /// The context of a consumer that reads partitions to their end: an end
 /// of partition is news the reader acts on, not an error to log.
