@@ -14,7 +14,13 @@ use sluice_testkit::kafka::{Delivered, Reader, Record, committed, ends, produce}
 use sluice_testkit::sluice::plugins_dir;
 
 use sluice::config::Config;
+use sluice::plugin::{EngineOptions, PluginEngine};
 use sluice::supervisor::Supervisor;
+
+/// The plugin engine of a supervisor under test.
+fn engine() -> PluginEngine {
+    PluginEngine::new(&EngineOptions::from_process_env()).expect("a plugin engine")
+}
 
 /// A pipeline through the hostile fixture (a passthrough unless an event
 /// asks for trouble) on the mock cluster at `bootstrap`.
@@ -98,7 +104,8 @@ fn an_unwritable_dlq_holds_offsets_back_until_it_recovers() {
     let cluster = cluster(Some("dlq"));
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut supervisor = Supervisor::start(config(&bootstrap, dir.path())).expect("starts");
+    let mut supervisor =
+        Supervisor::start(engine(), config(&bootstrap, dir.path())).expect("starts");
     let delivered = produce_numbered(
         &bootstrap,
         (0..40).map(|i| {
@@ -153,7 +160,8 @@ fn an_unwritable_output_becomes_a_produce_failed_dead_letter() {
     let cluster = cluster(Some("out"));
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut supervisor = Supervisor::start(config(&bootstrap, dir.path())).expect("starts");
+    let mut supervisor =
+        Supervisor::start(engine(), config(&bootstrap, dir.path())).expect("starts");
     let delivered = produce_numbered(&bootstrap, (0..10).map(|i| format!("ok-{i}")));
 
     let mut reader = Reader::new(&bootstrap, &["dlq"]);
@@ -193,7 +201,7 @@ fn run_one_key(values: &[&str], extra: &str, count: usize) -> (Vec<Record>, Vec<
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config_with(&bootstrap, dir.path(), extra);
-    let mut supervisor = Supervisor::start(config).expect("starts");
+    let mut supervisor = Supervisor::start(engine(), config).expect("starts");
     let records: Vec<(String, String)> = values
         .iter()
         .map(|v| ("k".to_owned(), (*v).to_owned()))
@@ -280,7 +288,7 @@ fn exactly_once_an_output_the_broker_refuses_is_dead_lettered_without_looping() 
         dir.path(),
         "delivery = \"exactly-once\"\n[pipeline.limits]\nmax_output_bytes = 2000000",
     );
-    let mut supervisor = Supervisor::start(config).expect("starts");
+    let mut supervisor = Supervisor::start(engine(), config).expect("starts");
     let records: Vec<(String, String)> = ["a", "huge:1100000", "b"]
         .iter()
         .map(|v| ("k".to_owned(), (*v).to_owned()))

@@ -6,10 +6,12 @@
 //! as the Rust plugin, leave no trace of a failed event, and continue from
 //! a seeded state (the Rust plugin's, even: the state bytes are the same).
 //!
-//! The SDKs' state API itself goes through the real host in each language
-//! (`plugins/fixtures/state-sdk-probe-{py,js}`): reads of the event's own
-//! writes, keys paged past the SDKs' page of 256, prefix deletion, JSON,
-//! and a failed or trapped event's writes discarded.
+//! The SDKs' state API itself goes through the real host in each language:
+//! every case of `plugins/state-rule.json` (the per-event state rule, which
+//! the SDKs' unit tests replay off Wasm) is replayed through the probes
+//! `plugins/fixtures/state-sdk-probe-{rs,py,js}`, failed events through the
+//! host's own failure path, with every answer and the state after every
+//! event checked.
 //!
 //! And the SDKs' build choice of world: a guest plugin that does not use
 //! state does not import `sluice:plugin/state` (so the host loads it as a
@@ -19,8 +21,13 @@
 use std::process::Output;
 
 use serde_json::{Value, json};
-use sluice::plugin::{CompiledPlugin, PluginEngine};
+use sluice::plugin::{CompiledPlugin, EngineOptions, PluginEngine};
 use sluice_testkit::sluice::{exec_with_env, plugin_path, repo_dir};
+
+/// The reader of `plugins/state-rule.json`, shared with the Rust SDK's
+/// tests.
+#[path = "../plugins/sdk/tests/rule/mod.rs"]
+mod rule;
 
 /// The guest builds of `account-balance`, by file name.
 const GUESTS: &[&str] = &["account-balance-py", "account-balance-js"];
@@ -243,60 +250,96 @@ fn a_corrupt_stored_account_is_invalid_in_every_language() {
     }
 }
 
+/// The probes of the SDKs' state API, one per language.
+const STATE_PROBES: &[&str] = &[
+    "state-sdk-probe-rs",
+    "state-sdk-probe-py",
+    "state-sdk-probe-js",
+];
+
+/// How a probe ended an event (an outcome line), and its answers.
+fn probe_outcome(line: &Value) -> (String, Vec<Value>) {
+    if line["ok"] == json!(true) {
+        let outputs = line["outputs"].as_array().unwrap();
+        assert_eq!(outputs.len(), 1, "one output per event: {line}");
+        return (
+            "ok".into(),
+            rule::answers(outputs[0]["value"].as_str().unwrap()),
+        );
+    }
+    let kind = line["error"]["kind"].as_str().unwrap();
+    let message = line["error"]["message"].as_str().unwrap();
+    let answers = match kind {
+        "trap" => rule::trap_answers(message),
+        _ => rule::answers(message),
+    };
+    (kind.into(), answers)
+}
+
+/// Partition 0 of a `--state-out` document: an object of keys, or a list
+/// of `[key, value]` pairs when a key is not UTF-8; absent when empty.
+fn partition_state(document: &Value) -> rule::State {
+    match &document["0"] {
+        Value::Null => rule::State::new(),
+        Value::Object(keys) => keys
+            .iter()
+            .map(|(key, value)| (key.clone().into_bytes(), rule::bytes(value)))
+            .collect(),
+        pairs => pairs
+            .as_array()
+            .expect("keys as an object or a list of pairs")
+            .iter()
+            .map(|pair| (rule::bytes(&pair[0]), rule::bytes(&pair[1])))
+            .collect(),
+    }
+}
+
 #[test]
 fn the_sdks_state_api_through_the_host() {
-    let script = [
-        json!({"value": "set a 1; get a; exists a; exists b"}),
-        json!({"value": "fill k/ 600; keys k/; keys k/01; keys"}),
-        json!({"value": "then-fail set a 2; del a; fill k/x 3; delete-prefix k/"}),
-        json!({"value": "get a; keys k/"}),
-        json!({"value": "then-trap set a 3; get a"}),
-        json!({"value": "get a; delete-prefix k/0; keys k/; set k/0001 back; keys k/"}),
-        json!({"value": r#"del a; get a; exists a; set j {"n":[1,2]}; json j; json none"#}),
-        json!({"value": "set bad {; json bad"}),
-        json!({"value": "nope"}),
-        json!({"partition": 1, "value": "get a; keys"}),
-    ];
-    let expected = [
-        "ok; 1; true; false",
-        // 600 keys and the seeded one: more than the SDKs' page of 256.
-        "ok; 600 k/0000..k/0599; 100 k/0100..k/0199; 602 a..seeded",
-        // A failed event saw its own writes (600 + 3 keys under k/), ...
-        "!retryable: 603",
-        // ... which were discarded.
-        "1; 600 k/0000..k/0599",
-        "!trap: ",
-        "1; 600; 0 ..; ok; 1 k/0001..k/0001",
-        r#"ok; (none); false; ok; {"n":[1,2]}; null"#,
-        "!invalid: state value of key `bad` is not the expected JSON: ",
-        "!invalid: unknown command `nope`",
-        // Partition 1 has a state of its own.
-        "(none); 0 ..",
-    ];
-    let stdin: String = script.iter().map(|e| format!("{e}\n")).collect();
-    let seed = json!({"0": {"seeded": "yes"}});
-    for probe in ["state-sdk-probe-py", "state-sdk-probe-js"] {
-        let (lines, state) = run(probe, &stdin, Some(&seed));
-        let got: Vec<String> = lines.iter().map(outcome).collect();
-        assert_eq!(got.len(), expected.len(), "{probe}: {got:#?}");
-        for (i, (got, want)) in got.iter().zip(expected).enumerate() {
-            if want.ends_with(": ") {
-                assert!(got.starts_with(want), "{probe} line {}: {got}", i + 1);
-            } else {
-                assert_eq!(got, want, "{probe} line {}", i + 1);
+    let cases = rule::cases(&repo_dir().join("plugins/state-rule.json"));
+    assert!(!cases.is_empty());
+    for probe in STATE_PROBES {
+        for case in &cases {
+            let seed = json!({ "0": rule::readable(&case.state) });
+            // One run per event, of the case's events up to it in one
+            // batch: `--state-out` is the state after that event, and a
+            // trap among them sends the batch down the host's retry of its
+            // events one by one.
+            for upto in 1..=case.events.len() {
+                let events = &case.events[..upto];
+                let stdin: String = events
+                    .iter()
+                    .map(|step| format!("{}\n", json!({ "value": step.request() })))
+                    .collect();
+                let (lines, state) = run(probe, &stdin, Some(&seed));
+                assert_eq!(
+                    lines.len(),
+                    upto,
+                    "{probe}: {}: one line per event",
+                    case.name
+                );
+                for (i, (line, step)) in lines.iter().zip(events).enumerate() {
+                    let (end, answers) = probe_outcome(line);
+                    step.check(
+                        &format!("{probe}: {}, event {}", case.name, i + 1),
+                        &end,
+                        &answers,
+                    );
+                }
+                assert_eq!(
+                    rule::readable(&partition_state(&state)),
+                    rule::readable(&events[upto - 1].state),
+                    "{probe}: {}, the state after event {upto}",
+                    case.name
+                );
             }
         }
-        assert_eq!(
-            state,
-            json!({"0": {"j": r#"{"n":[1,2]}"#, "k/0001": "back", "seeded": "yes"}}),
-            "{probe}: the failed, trapped and invalid events left nothing"
-        );
     }
 }
 
 #[test]
 fn only_guest_plugins_that_use_state_import_it() {
-    let engine = PluginEngine::new().expect("an engine");
+    let engine = PluginEngine::new(&EngineOptions::from_process_env()).expect("an engine");
     for (name, stateful) in [
         ("order-enrich-py", false),
         ("order-enrich-js", false),

@@ -12,8 +12,9 @@
 use std::sync::Arc;
 
 use serde_json::Value;
+use sluice::failure::FailureKind;
 use sluice::plugin::{
-    CompiledPlugin, Event, FailureKind, InstanceSettings, Outcome, PluginEngine, PluginError,
+    CompiledPlugin, EngineOptions, Event, InstanceSettings, Outcome, PluginEngine, PluginError,
     PluginRunner, Sandbox,
 };
 use sluice_testkit::kafka::numbers_as_floats;
@@ -120,7 +121,7 @@ fn comparable(outcome: &Outcome, input: &Event) -> Result<Vec<(Vec<u8>, Value)>,
 }
 
 fn assert_same_as_rust(guest: &str, config: &[(&str, &str)], batch: usize) {
-    let engine = PluginEngine::new().expect("an engine");
+    let engine = PluginEngine::new(&EngineOptions::from_process_env()).expect("an engine");
     let mut rust = runner(&engine, "order-enrich", config);
     let mut other = runner(&engine, guest, config);
     let values = inputs();
@@ -160,7 +161,7 @@ fn guest_order_enrich_matches_rust_event_by_event() {
 
 #[test]
 fn guest_order_enrich_refuses_a_bad_config_as_rust_does() {
-    let engine = PluginEngine::new().expect("an engine");
+    let engine = PluginEngine::new(&EngineOptions::from_process_env()).expect("an engine");
     for config in [
         [("silver_from", "-1"), ("gold_from", "100")],
         [("silver_from", "60"), ("gold_from", "50")],
@@ -214,7 +215,7 @@ fn ask(runner: &mut PluginRunner, command: &str) -> Result<String, (FailureKind,
 
 #[test]
 fn guests_reach_the_network_only_when_granted() {
-    let engine = PluginEngine::new().expect("an engine");
+    let engine = PluginEngine::new(&EngineOptions::from_process_env()).expect("an engine");
     let greeter = Greeter::start(Speaks::Http);
     let by_ip = format!("get:{}", greeter.addr());
     let by_name = format!("get:localhost:{}", greeter.addr().port());
@@ -260,7 +261,7 @@ fn guests_reach_the_network_only_when_granted() {
 
 #[test]
 fn a_guest_exception_is_a_trap_that_carries_its_text() {
-    let engine = PluginEngine::new().expect("an engine");
+    let engine = PluginEngine::new(&EngineOptions::from_process_env()).expect("an engine");
     for name in PROBES {
         let mut probe = probe(&engine, name, false);
         let (kind, message) = ask(&mut probe, "raise:the guest's own words")

@@ -12,8 +12,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use sluice::failure::FailureKind;
 use sluice::plugin::{
-    CompiledPlugin, DirGrant, Event, FailureKind, InstanceSettings, Limits, Outcome, Output,
+    CompiledPlugin, DirGrant, EngineOptions, Event, InstanceSettings, Limits, Outcome, Output,
     PluginEngine, PluginError, PluginRunner, Sandbox,
 };
 
@@ -26,7 +27,9 @@ use sluice_testkit::sluice::plugin_path;
 
 fn engine() -> &'static PluginEngine {
     static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| PluginEngine::new().expect("create the plugin engine"))
+    ENGINE.get_or_init(|| {
+        PluginEngine::new(&EngineOptions::from_process_env()).expect("create the plugin engine")
+    })
 }
 
 /// The compiled plugin `name` (see `plugin_path`), compiled once per test

@@ -7,8 +7,9 @@
 
 use std::sync::{Arc, OnceLock};
 
+use sluice::failure::FailureKind;
 use sluice::plugin::{
-    CompiledPlugin, Event, FailureKind, InstanceSettings, Limits, Outcome, PluginEngine,
+    CompiledPlugin, EngineOptions, Event, InstanceSettings, Limits, Outcome, PluginEngine,
     PluginRunner, PluginState, StateLimits,
 };
 use sluice_testkit::sluice::plugin_path;
@@ -19,7 +20,9 @@ use sluice_testkit::sluice::plugin_path;
 
 fn engine() -> &'static PluginEngine {
     static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| PluginEngine::new().expect("create the plugin engine"))
+    ENGINE.get_or_init(|| {
+        PluginEngine::new(&EngineOptions::from_process_env()).expect("create the plugin engine")
+    })
 }
 
 fn compiled(name: &str) -> Arc<CompiledPlugin> {

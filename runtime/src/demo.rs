@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::headers;
 use crate::kafka::writer::owned_headers;
 use crate::kafka::{RecordRef, TopicReader, Writer};
-use crate::plugin::Event;
+use crate::plugin::{Event, PluginEngine};
 use crate::supervisor::Supervisor;
 
 /// What the demo produces.
@@ -52,7 +52,7 @@ pub const MALFORMED: &[(&str, &str)] = &[
 
 /// Runs the demo and prints the report; fails if any order is unaccounted
 /// for.
-pub fn run(config: Config, options: &DemoOptions) -> anyhow::Result<()> {
+pub fn run(engine: PluginEngine, config: Config, options: &DemoOptions) -> anyhow::Result<()> {
     let pipeline = config
         .pipelines
         .first()
@@ -63,7 +63,7 @@ pub fn run(config: Config, options: &DemoOptions) -> anyhow::Result<()> {
         .first()
         .context("the pipeline has no input")?
         .clone();
-    let supervisor = Supervisor::start(config)?;
+    let supervisor = Supervisor::start(engine, config)?;
     let brokers = supervisor.brokers().to_owned();
     println!(
         "Sluice demo: pipeline `{}`, Kafka at {brokers}",
@@ -77,9 +77,7 @@ pub fn run(config: Config, options: &DemoOptions) -> anyhow::Result<()> {
     )?;
 
     let mut writer = Writer::to(&brokers, &[]).context("cannot create the demo producer")?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+    let now = crate::clock::now_ms() as f64 / 1000.0;
     // Outputs and dead letters inherit the header, so the read-back can
     // tell this run's records from an earlier run's on the same cluster.
     let run = format!("{}-{now}", std::process::id());

@@ -1,17 +1,28 @@
 //! Noticing edits while running: file-system events on the config file and
 //! the plugins directory (debounced), a periodic look for filesystems where
 //! events are unreliable (container volumes, network mounts), and SIGHUP.
-//! Every trigger leads to [`Supervisor::reconcile`], which compares files
-//! with what was loaded, so a missed or duplicated event costs nothing.
+//! Every trigger leads to [`Reconcile::reconcile`], which compares files
+//! with what was loaded (by their [`Fingerprint`]), so a missed or
+//! duplicated event costs nothing.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
 use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
 use crate::shutdown;
-use crate::supervisor::Supervisor;
+
+/// What the reload loop drives (the supervisor).
+pub trait Reconcile {
+    /// The directories to watch for file events.
+    fn watched_dirs(&self) -> Vec<PathBuf>;
+    /// Looks for edited files and applies them; true when a file is still
+    /// being written, so the loop should look again shortly.
+    fn reconcile(&mut self) -> bool;
+    /// Restarts what is due to start again.
+    fn heal(&mut self, now: Instant);
+}
 
 /// How reload triggers are produced.
 #[derive(Debug, Clone)]
@@ -39,12 +50,12 @@ impl Default for WatchOptions {
 /// The longest a burst of file events may put off a look at the files.
 const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 /// How often the supervisor looks for pipelines to start again
-/// ([`Supervisor::heal`]).
+/// ([`Reconcile::heal`]).
 const HEAL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs until SIGINT/SIGTERM, reloading on edits and SIGHUP and restarting
 /// pipelines that died. Returns the name of the stop signal.
-pub async fn serve(supervisor: &mut Supervisor, options: &WatchOptions) -> &'static str {
+pub async fn serve(supervisor: &mut impl Reconcile, options: &WatchOptions) -> &'static str {
     let (tx, mut events) = mpsc::channel::<()>(1);
     let _watcher = options
         .events
@@ -82,7 +93,7 @@ pub async fn serve(supervisor: &mut Supervisor, options: &WatchOptions) -> &'sta
             Some(()) = recv_hangup(&mut hangup) => "SIGHUP",
             _ = tick(&mut poll) => "periodic check",
             _ = heal.tick() => {
-                tokio::task::block_in_place(|| supervisor.heal(std::time::Instant::now()));
+                tokio::task::block_in_place(|| supervisor.heal(Instant::now()));
                 continue;
             }
         };
@@ -98,6 +109,34 @@ pub async fn serve(supervisor: &mut Supervisor, options: &WatchOptions) -> &'sta
             again = tokio::task::block_in_place(|| supervisor.reconcile());
         }
     }
+}
+
+/// What a file looked like: enough to notice an edit without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+/// The file's fingerprint, or `None` if it does not exist.
+pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Fingerprint {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    })
+}
+
+/// How long a file must stay unchanged to count as completely written.
+const SETTLE: Duration = Duration::from_millis(250);
+
+/// Waits [`SETTLE`] and looks again: `Some(fingerprint)` if the file did not
+/// change meanwhile, `None` if it is still being written.
+pub fn settle(path: &Path) -> Option<Option<Fingerprint>> {
+    let before = fingerprint(path);
+    std::thread::sleep(SETTLE);
+    let after = fingerprint(path);
+    (before == after).then_some(after)
 }
 
 /// Watches `dirs` (not recursively); each event nudges the channel. A

@@ -30,6 +30,10 @@
 // they are discarded, so a failed event leaves no trace. Reads see the
 // event's own writes. A trap (any other exception) discards the writes of
 // the whole batch; the host then retries the events one by one.
+// `plugins/state-rule.json` (in the Sluice repository) is this rule's
+// specification, as cases of events with the answer of every call and the
+// state after every event; this SDK, the Rust and the Python SDK are
+// tested against it, on their own and through the host.
 //
 // Scope: one state per pipeline step and input partition. Limits: the
 // host's (a write beyond them dead-letters its event as `state-limit`).

@@ -49,6 +49,11 @@ While the event runs, `get`, `exists` and `keys` see its own writes. Any
 other exception (a trap) discards the writes of every event of the batch;
 the host then retries the events one by one, so each is applied once.
 
+`plugins/state-rule.json` (in the Sluice repository) is this rule's
+specification, as cases of events with the answer of every call and the
+state after every event; this SDK, the Rust and the JavaScript SDK are
+tested against it, on their own and through the host.
+
 Limits
 ------
 The host bounds the size of a key and of a value and the keys and bytes of

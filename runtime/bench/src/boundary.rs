@@ -29,7 +29,7 @@ use super::throughput::{order_key, order_value};
 use super::{load_average, machine, thread_cpu};
 use sluice::plugin::cache::ComponentCache;
 use sluice::plugin::{
-    CompiledPlugin, Event, Instance, InstanceSettings, PluginEngine, PluginRunner,
+    CompiledPlugin, EngineOptions, Event, Instance, InstanceSettings, PluginEngine, PluginRunner,
 };
 
 /// The ports of `order-enrich` to the other guest languages, measured
@@ -163,7 +163,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         .unwrap_or_else(|| sluice_testkit::sluice::repo_dir().join("plugins"));
     // Compiles in this process are timed below, cold and from a cache of
     // its own; the plugins measured come from the user's cache.
-    let engine = PluginEngine::new()?;
+    let engine = PluginEngine::new(&EngineOptions::from_process_env())?;
     let rust = |name| {
         (
             name,
@@ -269,8 +269,11 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     }
     // Compiles: cold (no cache), then from a cache filled by the first.
     let cache_dir = tempfile::tempdir().context("a temporary cache directory")?;
-    let cold = PluginEngine::with_cache(None)?;
-    let cached = PluginEngine::with_cache(Some(ComponentCache::at(cache_dir.path())))?;
+    let cold = PluginEngine::new(&EngineOptions::default())?;
+    let cached = PluginEngine::new(&EngineOptions {
+        cache: Some(ComponentCache::at(cache_dir.path())),
+        ..EngineOptions::default()
+    })?;
     for measured in &plugins {
         let load = |engine: &PluginEngine| {
             CompiledPlugin::load(engine, measured.name, &measured.path)

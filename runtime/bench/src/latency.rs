@@ -61,7 +61,7 @@ use super::{load_average, machine};
 use sluice::config::{KafkaConfig, PipelineConfig, StepConfig};
 use sluice::kafka::{self, send_waiting};
 use sluice::pipeline::Pipeline;
-use sluice::plugin::{CompiledPlugin, PluginEngine};
+use sluice::plugin::{CompiledPlugin, EngineOptions, PluginEngine};
 
 /// How long a processor may take to join its group (tansu holds a join
 /// for about half the session timeout).
@@ -514,7 +514,7 @@ impl Running {
     ) -> anyhow::Result<Running> {
         let step = config.steps.first().context("a pipeline without steps")?;
         // A fresh engine per run, so no epoch ticker outlives its run.
-        let engine = PluginEngine::new()?;
+        let engine = PluginEngine::new(&EngineOptions::from_process_env())?;
         let compiled = Arc::new(CompiledPlugin::load(&engine, &step.plugin, &step.path)?);
         let pipeline = Pipeline::start(config, kafka, bootstrap, &[compiled])?;
         Ok(Running::Sluice {

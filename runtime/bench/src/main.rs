@@ -1,7 +1,7 @@
 //! `sluice-bench`: how fast Sluice is, against the limit of the Kafka
 //! client it runs on and against the hand-written Python loop it replaces.
-//! `scripts/bench` builds the plugins and runs it; the README's
-//! "Performance" section has the numbers and the machine they came from.
+//! `scripts/bench` builds the plugins and runs it; `docs/performance.md`
+//! has the numbers and the machine they came from.
 //!
 //! - `throughput` ([`throughput`]): per broker (librdkafka's mock cluster
 //!   and tansu, each in a process of its own so its CPU is not counted),

@@ -49,7 +49,9 @@ use super::{load_average, machine, process_cpu};
 use sluice::changelog::{Change, Restorer, record_key};
 use sluice::config::{Config, Delivery, KafkaConfig};
 use sluice::plugin::state::{PluginState, StateLimits};
-use sluice::plugin::{CompiledPlugin, Event, InstanceSettings, PluginEngine, PluginRunner};
+use sluice::plugin::{
+    CompiledPlugin, EngineOptions, Event, InstanceSettings, PluginEngine, PluginRunner,
+};
 
 /// The tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -149,7 +151,7 @@ fn account_event(account: usize, kind: &str, amount: usize) -> String {
 /// Table 1: per-event CPU of state calls, no Kafka.
 fn cost(options: &Options) -> anyhow::Result<()> {
     let dir = options.host.plugins_dir();
-    let engine = PluginEngine::new()?;
+    let engine = PluginEngine::new(&EngineOptions::from_process_env())?;
     let load = |name: &str, path: &Path| {
         CompiledPlugin::load(&engine, name, path)
             .map(Arc::new)
@@ -350,7 +352,7 @@ fn timed_restore(
     keys: usize,
 ) -> anyhow::Result<(Duration, Duration)> {
     let (t0, cpu0) = (Instant::now(), process_cpu());
-    let restored = restorer.restore(partitions, committed);
+    let restored = restorer.restore(partitions, committed, &|| false);
     let (wall, cpu) = (t0.elapsed(), process_cpu().saturating_sub(cpu0));
     let mut got = 0;
     for (partition, result) in restored {

@@ -57,7 +57,7 @@ use sluice::config::{
 };
 use sluice::kafka::{self, GroupOffsets, RecordRef, Writer, send_waiting};
 use sluice::pipeline::Pipeline;
-use sluice::plugin::{CompiledPlugin, PluginEngine};
+use sluice::plugin::{CompiledPlugin, EngineOptions, PluginEngine};
 use sluice_testkit::sluice::repo_dir;
 
 /// How long a run may wait for its consumer to join the group and see the
@@ -225,6 +225,7 @@ impl HostOptions {
         Ok(KafkaConfig {
             brokers: Brokers::List(bootstrap.to_owned()),
             client_id: "sluice-bench".into(),
+            instance_id: "sluice-bench".into(),
             consumer,
             producer: pairs(&self.producer)?.into_iter().collect(),
         })
@@ -682,7 +683,7 @@ pub(crate) fn measure_pipeline(
     let input = config.inputs.first().context("a pipeline with no input")?;
     // A fresh engine per run, so no epoch ticker outlives its run and
     // charges another run's CPU.
-    let engine = PluginEngine::new()?;
+    let engine = PluginEngine::new(&EngineOptions::from_process_env())?;
     let compiled = config
         .steps
         .iter()
@@ -769,7 +770,7 @@ pub(crate) fn measure_pipeline(
 fn wait_drained(status: &sluice::status::Status, timeout: Duration) -> anyhow::Result<()> {
     let by = Instant::now() + timeout;
     loop {
-        match status.liveness(sluice::status::now_ms()) {
+        match status.liveness(sluice::clock::now_ms()) {
             Err(why) if why.contains("poll thread ended") => return Ok(()),
             _ if Instant::now() > by => bail!("the pipeline did not drain within {timeout:?}"),
             _ => std::thread::sleep(Duration::from_millis(1)),

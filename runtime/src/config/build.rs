@@ -2,25 +2,24 @@
 //! problem collected (a file is fixed in one round trip, not one error at a
 //! time), defaults filled in and relative paths resolved.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use toml::Spanned;
 
 use super::error::{ConfigError, Problem};
 use super::interpolate::Source;
-use super::raw::{
-    FlatTable, RawFile, RawKafka, RawLimits, RawPipeline, RawRetry, RawSandbox, RawState, RawStep,
-};
+use super::raw::{FlatTable, RawFile, RawPipeline, RawStep};
 use super::{
-    Brokers, Config, DEFAULT_BATCH_SIZE, DEFAULT_CLIENT_ID, DEFAULT_COMMIT_INTERVAL,
-    DEFAULT_MAX_IN_FLIGHT, DEFAULT_ORIGIN_HEADERS, DEFAULT_PARTITIONS, DEFAULT_WORKERS, Delivery,
-    KafkaConfig, OnCorrupt, PipelineConfig, PipelineSites, RetryPolicy, StateConfig, StepConfig,
-    default_group_id,
+    Config, DEFAULT_BATCH_SIZE, DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_ORIGIN_HEADERS, DEFAULT_PARTITIONS, DEFAULT_WORKERS, PipelineConfig, PipelineSites,
+    StepConfig, default_group_id,
 };
-use crate::plugin::{DirGrant, Limits, MAX_MEMORY_MIB, Sandbox, StateLimits};
+use crate::plugin::Sandbox;
+
+mod kafka;
+mod settings;
 
 /// A plugin's `init` config, as [`StepConfig::config`] holds it.
 type InitConfig = Vec<(String, String)>;
@@ -55,7 +54,7 @@ pub(super) fn build(
         problems: Vec::new(),
     };
     let base = base_dir(path);
-    let kafka = kafka(&mut check, raw.kafka);
+    let kafka = kafka::connection(&mut check, raw.kafka, env);
     let plugins_dir = {
         let dir = &raw.plugins.dir;
         if dir.get_ref().trim().is_empty() {
@@ -132,83 +131,6 @@ fn base_dir(path: &Path) -> PathBuf {
         _ => Path::new("."),
     };
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned())
-}
-
-fn kafka(check: &mut Checker<'_, '_>, raw: RawKafka) -> KafkaConfig {
-    let brokers = {
-        let text = raw.brokers.get_ref().trim();
-        if text.is_empty() {
-            check.at(
-                raw.brokers.span(),
-                "`kafka.brokers` is empty: give `host:port[,host:port...]`, or \"embedded\" for \
-                 the in-process mock cluster",
-            );
-        } else if text != "embedded" && text.split(',').any(|b| b.trim().is_empty()) {
-            check.at(
-                raw.brokers.span(),
-                format!("`kafka.brokers` has an empty entry: `{text}`"),
-            );
-        }
-        if text == "embedded" {
-            Brokers::Embedded
-        } else {
-            Brokers::List(text.to_owned())
-        }
-    };
-    let client_id = match raw.client_id {
-        Some(id) if id.get_ref().trim().is_empty() => {
-            check.at(id.span(), "`kafka.client_id` is empty");
-            String::new()
-        }
-        Some(id) => id.into_inner(),
-        None => DEFAULT_CLIENT_ID.to_owned(),
-    };
-    KafkaConfig {
-        brokers,
-        client_id,
-        consumer: properties(check, "kafka.consumer", raw.consumer),
-        producer: properties(check, "kafka.producer", raw.producer),
-    }
-}
-
-fn properties(
-    check: &mut Checker<'_, '_>,
-    section: &str,
-    table: FlatTable,
-) -> BTreeMap<String, String> {
-    let mut properties = BTreeMap::new();
-    for (key, value) in table {
-        if let Some(why) = crate::kafka::reserved(&key) {
-            check.at(
-                value.span(),
-                format!("`{section}`: `{key}` cannot be set here: {why}"),
-            );
-            continue;
-        }
-        match flat_value(value.get_ref()) {
-            Ok(text) => {
-                properties.insert(key, text);
-            }
-            Err(kind) => check.at(
-                value.span(),
-                format!("`{section}`: `{key}` is {kind}; give a string, number or boolean"),
-            ),
-        }
-    }
-    properties
-}
-
-/// A scalar as the string librdkafka or a plugin's `init` receives.
-fn flat_value(value: &toml::Value) -> Result<String, &'static str> {
-    match value {
-        toml::Value::String(s) => Ok(s.clone()),
-        toml::Value::Integer(i) => Ok(i.to_string()),
-        toml::Value::Float(f) => Ok(f.to_string()),
-        toml::Value::Boolean(b) => Ok(b.to_string()),
-        toml::Value::Datetime(d) => Ok(d.to_string()),
-        toml::Value::Array(_) => Err("an array"),
-        toml::Value::Table(_) => Err("a table"),
-    }
 }
 
 /// Where a pipeline's parts are, for messages about it found later.
@@ -529,7 +451,7 @@ impl PipelineCheck<'_, '_, '_> {
     fn plugin_config(&mut self, table: FlatTable) -> InitConfig {
         let mut config = Vec::with_capacity(table.len());
         for (key, value) in table {
-            match flat_value(value.get_ref()) {
+            match kafka::flat_value(value.get_ref()) {
                 Ok(text) => config.push((key, text)),
                 Err(kind) => self.at(
                     value.span(),
@@ -541,263 +463,6 @@ impl PipelineCheck<'_, '_, '_> {
             }
         }
         config
-    }
-
-    /// `value` if it is at least 1 (and at most `max`, and fits `T`), else a
-    /// problem and `default`.
-    fn count<T: TryFrom<i64>>(
-        &mut self,
-        value: Option<Spanned<i64>>,
-        field: &str,
-        default: T,
-        max: Option<i64>,
-    ) -> T {
-        let Some(value) = value else {
-            return default;
-        };
-        let n = *value.get_ref();
-        if n >= 1
-            && max.is_none_or(|max| n <= max)
-            && let Ok(n) = T::try_from(n)
-        {
-            return n;
-        }
-        let range = match max {
-            Some(max) => format!("between 1 and {max}"),
-            None => "at least 1".to_owned(),
-        };
-        self.at(value.span(), format!("`{field}` must be {range} (got {n})"));
-        default
-    }
-
-    fn millis(&mut self, value: Option<Spanned<i64>>, field: &str, default: Duration) -> Duration {
-        let Some(value) = value else {
-            return default;
-        };
-        match u64::try_from(*value.get_ref()) {
-            Ok(ms) => Duration::from_millis(ms),
-            Err(_) => {
-                self.at(value.span(), format!("`{field}` must not be negative"));
-                default
-            }
-        }
-    }
-
-    fn limits(&mut self, raw: Option<RawLimits>) -> Limits {
-        let defaults = Limits::default();
-        let Some(raw) = raw else {
-            return defaults;
-        };
-        let memory_mib: usize = self.count(
-            raw.memory_mib,
-            "limits.memory_mib",
-            defaults.memory_bytes >> 20,
-            Some(MAX_MEMORY_MIB as i64),
-        );
-        let deadline_ms: u64 = self.count(
-            raw.deadline_ms,
-            "limits.deadline_ms",
-            u64::try_from(defaults.deadline.as_millis()).unwrap_or(u64::MAX),
-            None,
-        );
-        Limits {
-            memory_bytes: memory_mib
-                .checked_mul(1 << 20)
-                .unwrap_or(defaults.memory_bytes),
-            deadline: Duration::from_millis(deadline_ms),
-            max_output_bytes: self.count(
-                raw.max_output_bytes,
-                "limits.max_output_bytes",
-                defaults.max_output_bytes,
-                None,
-            ),
-            max_outputs_per_event: self.count(
-                raw.max_outputs_per_event,
-                "limits.max_outputs_per_event",
-                defaults.max_outputs_per_event,
-                None,
-            ),
-        }
-    }
-
-    /// One of the values `choices` names, as written.
-    fn choice<T: Copy>(
-        &mut self,
-        raw: Option<Spanned<String>>,
-        field: &str,
-        choices: &[(&str, T)],
-        default: T,
-    ) -> T {
-        let Some(raw) = raw else {
-            return default;
-        };
-        if let Some((_, value)) = choices.iter().find(|(name, _)| name == raw.get_ref()) {
-            return *value;
-        }
-        let names: Vec<String> = choices.iter().map(|(n, _)| format!("`{n}`")).collect();
-        let message = format!(
-            "`{field}` must be {}, not `{}`",
-            names.join(" or "),
-            raw.get_ref()
-        );
-        self.at(raw.span(), message);
-        default
-    }
-
-    fn delivery(&mut self, raw: Option<Spanned<String>>) -> Delivery {
-        let choices = [Delivery::AtLeastOnce, Delivery::ExactlyOnce].map(|d| (d.as_str(), d));
-        self.choice(raw, "delivery", &choices, Delivery::default())
-    }
-
-    fn state(&mut self, raw: Option<RawState>, group_id: &str) -> StateConfig {
-        let defaults = StateConfig::new(group_id);
-        let Some(raw) = raw else {
-            return defaults;
-        };
-        let changelog = match raw.changelog {
-            Some(topic) => {
-                self.topic("state.changelog", &topic);
-                topic.into_inner()
-            }
-            None => defaults.changelog,
-        };
-        let d = defaults.limits;
-        let limits = StateLimits {
-            max_key_bytes: self.count(
-                raw.max_key_bytes,
-                "state.max_key_bytes",
-                d.max_key_bytes,
-                None,
-            ),
-            max_value_bytes: self.count(
-                raw.max_value_bytes,
-                "state.max_value_bytes",
-                d.max_value_bytes,
-                None,
-            ),
-            max_keys: self.count(raw.max_keys, "state.max_keys", d.max_keys, None),
-            max_bytes: self.count(raw.max_bytes, "state.max_bytes", d.max_bytes, None),
-        };
-        let on_corrupt = self.choice(
-            raw.on_corrupt,
-            "state.on_corrupt",
-            &[("stop", OnCorrupt::Stop), ("skip", OnCorrupt::Skip)],
-            OnCorrupt::Stop,
-        );
-        StateConfig {
-            changelog,
-            limits,
-            on_corrupt,
-        }
-    }
-
-    fn retry(&mut self, raw: Option<RawRetry>) -> RetryPolicy {
-        let defaults = RetryPolicy::default();
-        let Some(raw) = raw else {
-            return defaults;
-        };
-        let attempts = self.count(
-            raw.attempts,
-            "retry.attempts",
-            defaults.attempts,
-            Some(i64::from(u32::MAX)),
-        );
-        let backoff = self.millis(raw.backoff_ms, "retry.backoff_ms", defaults.backoff);
-        let max_span = raw
-            .max_backoff_ms
-            .as_ref()
-            .map_or(self.here.clone(), Spanned::span);
-        let max_backoff = self.millis(
-            raw.max_backoff_ms,
-            "retry.max_backoff_ms",
-            defaults.max_backoff,
-        );
-        if max_backoff < backoff {
-            self.at(
-                max_span,
-                format!(
-                    "`retry.max_backoff_ms` ({}) is less than `retry.backoff_ms` ({})",
-                    max_backoff.as_millis(),
-                    backoff.as_millis()
-                ),
-            );
-        }
-        RetryPolicy {
-            attempts,
-            backoff,
-            max_backoff,
-        }
-    }
-
-    fn sandbox(
-        &mut self,
-        raw: RawSandbox,
-        base: &Path,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Sandbox {
-        let mut vars: Vec<(String, String)> = Vec::new();
-        for grant in raw.env {
-            let text = grant.get_ref();
-            let (name, value) = match text.split_once('=') {
-                Some((name, value)) => (name, Some(value.to_owned())),
-                None => (text.as_str(), None),
-            };
-            if name.is_empty() || name.contains('\0') {
-                let message = format!("`sandbox.env`: `{text}` is not `NAME` or `NAME=VALUE`");
-                self.at(grant.span(), message);
-            } else if vars.iter().any(|(n, _)| n == name) {
-                self.at(
-                    grant.span(),
-                    format!("`sandbox.env`: `{name}` is granted twice"),
-                );
-            } else {
-                // Granting a variable the host lacks is a mistake worth
-                // knowing about (as with `sluice exec --allow-env`).
-                match value.or_else(|| env(name)) {
-                    Some(value) => vars.push((name.to_owned(), value)),
-                    None => self.at(
-                        grant.span(),
-                        format!(
-                            "`sandbox.env`: `{name}` is not set on the host (write \
-                             `{name}=VALUE` to set a value)"
-                        ),
-                    ),
-                }
-            }
-        }
-        let mut dirs: Vec<DirGrant> = Vec::new();
-        for dir in raw.dirs {
-            let span = dir.span();
-            let dir = dir.into_inner();
-            if dir.host.get_ref().is_empty() {
-                self.at(dir.host.span(), "`sandbox.dirs`: `host` is empty");
-            }
-            let guest = dir.guest.get_ref();
-            if !guest.starts_with('/') {
-                self.at(
-                    dir.guest.span(),
-                    format!(
-                        "`sandbox.dirs`: `guest` must be an absolute path such as `/data` \
-                         (got `{guest}`)"
-                    ),
-                );
-            } else if dirs.iter().any(|d| d.guest == *guest) {
-                self.at(
-                    span,
-                    format!("`sandbox.dirs`: guest path `{guest}` is granted twice"),
-                );
-            }
-            dirs.push(DirGrant {
-                host: base.join(dir.host.get_ref()),
-                guest: dir.guest.into_inner(),
-                writable: dir.writable,
-            });
-        }
-        Sandbox {
-            env: vars,
-            dirs,
-            network: raw.network,
-        }
     }
 }
 

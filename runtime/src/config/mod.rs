@@ -37,6 +37,7 @@
 //! `config/demo.toml` documents every key.
 
 mod build;
+mod diff;
 mod error;
 mod interpolate;
 mod raw;
@@ -44,12 +45,13 @@ mod raw;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::plugin::{InstanceSettings, Limits, Sandbox, StateLimits};
+use crate::plugin::{InstanceSettings, Limits, Sandbox, StateLimits, StepPlugin};
 
+pub use crate::kafka::{Brokers, KafkaConfig};
+pub use diff::{PipelineDiff, diff_pipelines, restart_required};
 pub use error::{ConfigError, Problem, display_problems};
 
 /// Default of `batch_size`.
@@ -170,38 +172,6 @@ impl PartialEq for Config {
     }
 }
 
-/// `[kafka]`: the connection shared by every pipeline of a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KafkaConfig {
-    /// Which cluster.
-    pub brokers: Brokers,
-    /// `client.id` of every consumer and producer.
-    pub client_id: String,
-    /// Extra librdkafka consumer properties, values as strings.
-    pub consumer: BTreeMap<String, String>,
-    /// Extra librdkafka producer properties, values as strings.
-    pub producer: BTreeMap<String, String>,
-}
-
-/// The cluster to connect to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Brokers {
-    /// librdkafka's in-process mock cluster, started by Sluice: for trying
-    /// Sluice without Kafka, and for tests.
-    Embedded,
-    /// A `bootstrap.servers` list, `host:port[,host:port...]`.
-    List(String),
-}
-
-impl fmt::Display for Brokers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Brokers::Embedded => f.write_str("embedded"),
-            Brokers::List(list) => f.write_str(list),
-        }
-    }
-}
-
 /// One `[[pipeline]]`: where events come from, which plugins they go
 /// through, where results and failures go.
 ///
@@ -315,6 +285,15 @@ impl PipelineConfig {
         std::iter::once(self.output.as_str()).chain(self.allowed_outputs.iter().map(String::as_str))
     }
 
+    /// The plugins of this pipeline's chain, in order.
+    pub fn step_plugins(&self) -> impl Iterator<Item = StepPlugin<'_>> {
+        self.steps.iter().map(|step| StepPlugin {
+            pipeline: &self.name,
+            plugin: &step.plugin,
+            path: &step.path,
+        })
+    }
+
     /// What a fresh instance of `step` (one of this pipeline's) needs.
     pub fn instance_settings(&self, step: &StepConfig) -> InstanceSettings {
         InstanceSettings {
@@ -381,24 +360,6 @@ impl RetryPolicy {
         2u32.checked_pow(doublings)
             .and_then(|factor| self.backoff.checked_mul(factor))
             .map_or(self.max_backoff, |delay| delay.min(self.max_backoff))
-    }
-}
-
-/// Which pipelines a reload adds, removes or restarts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PipelineDiff {
-    /// In the new config only, in its order.
-    pub added: Vec<String>,
-    /// In the old config only, in its order.
-    pub removed: Vec<String>,
-    /// In both, with a different [`PipelineConfig`], in the new order.
-    pub changed: Vec<String>,
-}
-
-impl PipelineDiff {
-    /// Whether nothing changed.
-    pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
     }
 }
 
@@ -484,65 +445,4 @@ impl Config {
         }
         problems
     }
-}
-
-/// The settings that differ between `old` and `new` and cannot be applied
-/// to a running host (the Kafka connection and the plugins directory), one
-/// description each; empty when a reload can apply `new` live.
-pub fn restart_required(old: &Config, new: &Config) -> Vec<String> {
-    let mut changes = Vec::new();
-    let (a, b) = (&old.kafka, &new.kafka);
-    if a.brokers != b.brokers {
-        changes.push(format!("kafka.brokers: `{}` -> `{}`", a.brokers, b.brokers));
-    }
-    if a.client_id != b.client_id {
-        changes.push(format!(
-            "kafka.client_id: `{}` -> `{}`",
-            a.client_id, b.client_id
-        ));
-    }
-    diff_properties("kafka.consumer", &a.consumer, &b.consumer, &mut changes);
-    diff_properties("kafka.producer", &a.producer, &b.producer, &mut changes);
-    if old.plugins_dir != new.plugins_dir {
-        changes.push(format!(
-            "plugins.dir: {} -> {}",
-            old.plugins_dir.display(),
-            new.plugins_dir.display()
-        ));
-    }
-    changes
-}
-
-fn diff_properties(
-    section: &str,
-    old: &BTreeMap<String, String>,
-    new: &BTreeMap<String, String>,
-    changes: &mut Vec<String>,
-) {
-    let show = |value: Option<&String>| value.map_or("(unset)".to_owned(), |v| format!("`{v}`"));
-    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-    for key in keys {
-        let (a, b) = (old.get(key), new.get(key));
-        if a != b {
-            changes.push(format!("{section}.\"{key}\": {} -> {}", show(a), show(b)));
-        }
-    }
-}
-
-/// Which pipelines differ between `old` and `new`.
-pub fn diff_pipelines(old: &Config, new: &Config) -> PipelineDiff {
-    let mut diff = PipelineDiff::default();
-    for pipeline in &new.pipelines {
-        match old.pipeline(&pipeline.name) {
-            None => diff.added.push(pipeline.name.clone()),
-            Some(before) if before != pipeline => diff.changed.push(pipeline.name.clone()),
-            Some(_) => {}
-        }
-    }
-    for pipeline in &old.pipelines {
-        if new.pipeline(&pipeline.name).is_none() {
-            diff.removed.push(pipeline.name.clone());
-        }
-    }
-    diff
 }

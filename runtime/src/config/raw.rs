@@ -34,6 +34,10 @@ pub(super) struct RawKafka {
     pub brokers: Spanned<String>,
     /// The Kafka `client.id` of every consumer and producer; default `sluice`.
     pub client_id: Option<Spanned<String>>,
+    /// What tells this process apart from the others of its groups in
+    /// exactly-once transactional ids; default `$SLUICE_INSTANCE_ID`, else
+    /// the host name.
+    pub instance_id: Option<Spanned<String>>,
     /// `[kafka.consumer]`: librdkafka consumer properties, passed through.
     #[serde(default)]
     pub consumer: FlatTable,

@@ -9,10 +9,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::read::{DlqReader, Start};
-use super::record::DlqRecord;
 use super::select::{Selection, format_time};
 use super::{DlqError, pipeline_of};
 use crate::config::Config;
+use crate::envelope::DlqRecord;
 use crate::kafka::reader::END_IDLE;
 use crate::plugin::compiled::short_digest;
 

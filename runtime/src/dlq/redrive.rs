@@ -33,18 +33,17 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::read::{DlqReader, Start};
-use super::record::{DeadLetterRecord, DlqPosition, DlqRecord};
 use super::select::Selection;
 use super::{DlqError, pipeline_of, redrive_group};
+use crate::clock::now_ms;
 use crate::config::{Config, PipelineConfig};
-use crate::exec;
+use crate::envelope::{DeadLetterRecord, DlqPosition, DlqRecord};
 use crate::headers;
+use crate::json_lines;
 use crate::kafka::reader::END_IDLE;
 use crate::kafka::{self, Writer};
-use crate::pipeline::{self, Chain, Processed};
-use crate::plugin::PluginEngine;
-use crate::status::now_ms;
-use crate::supervisor::{chain_plugins, load_plugins};
+use crate::pipeline::{self, Chain, Processed, chain_plugins, load_plugins};
+use crate::plugin::{PluginEngine, PluginSet};
 
 /// How long the broker may take to acknowledge a batch of redriven records.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -125,6 +124,7 @@ pub struct RedriveSummary {
 /// selected record: once what it led to is acknowledged). Blocks; call it
 /// from a thread that may.
 pub fn redrive(
+    engine: &PluginEngine,
     config: &Config,
     pipeline: &str,
     options: &RedriveOptions,
@@ -132,9 +132,9 @@ pub fn redrive(
 ) -> Result<RedriveSummary, DlqError> {
     let started_ms = now_ms();
     let (pipeline, brokers) = pipeline_of(config, pipeline)?;
-    let engine = PluginEngine::new().map_err(|e| DlqError::Plugins(e.to_string()))?;
-    let plugins = load_plugins(&engine, config)
-        .and_then(|plugins| chain_plugins(&plugins, pipeline))
+    let mut loaded = PluginSet::new();
+    let plugins = load_plugins(engine, config, [pipeline], &mut loaded)
+        .and_then(|()| Ok(chain_plugins(&loaded, pipeline)?))
         .map_err(|e| DlqError::Plugins(format!("{e:#}")))?;
     if let Some(plugin) = plugins.iter().find(|p| p.keeps_state()) {
         return Err(DlqError::Plugins(format!(
@@ -249,9 +249,18 @@ impl Run<'_> {
             return Ok(());
         }
         let events: Vec<_> = pending.iter().map(|l| l.event.clone()).collect();
-        let Processed {
+        // Nothing here can ask a backoff to end early: it sleeps.
+        let Some(Processed {
             outcomes, attempts, ..
-        } = pipeline::process(&mut self.chain, &events, self.pipeline);
+        }) = pipeline::process(
+            &mut self.chain,
+            &events,
+            self.pipeline,
+            &mut pipeline::sleep,
+        )
+        else {
+            return Ok(());
+        };
         let origin = pipeline::origin(&self.chain, &self.name);
         let stamp = origin.as_ref().filter(|_| self.pipeline.origin_headers);
         let mut outcomes_of = Vec::with_capacity(pending.len());
@@ -271,7 +280,7 @@ impl Run<'_> {
             let disposition = match (outcome, self.writer.as_mut()) {
                 (outcome, None) => {
                     let plain = outcome.map_err(|failed| failed.failure);
-                    let mut line = exec::outcome_json(self.processed, event, &plain);
+                    let mut line = json_lines::outcome_json(self.processed, event, &plain);
                     if let Value::Object(fields) = &mut line {
                         fields.insert("dlq".into(), Value::String(from.clone()));
                     }

@@ -10,10 +10,8 @@ use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Month, OffsetDateTime};
 
-use crate::plugin::FailureKind;
-
-/// The kind a record that Sluice did not write is listed as.
-pub const FOREIGN: &str = "foreign";
+use crate::envelope::FOREIGN;
+use crate::failure::FailureKind;
 
 /// What TIME may be, for error messages.
 pub const TIME_FORMS: &str = "an RFC 3339 time (2026-11-27T10:00:00Z), a date (2026-11-27, \

@@ -12,9 +12,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::App;
 use super::auth::Authorized;
-use crate::plugin::FailureKind;
+use super::{App, error};
+use crate::failure::FailureKind;
 use crate::status::{RecentDeadLetter, Status, StatusView};
 
 /// What a redrive is asked to do: which of a pipeline's dead letters to run
@@ -53,18 +53,6 @@ pub enum RedriveFailure {
     UnknownPipeline(String),
     /// Anything else, with the reason (a 500).
     Failed(String),
-}
-
-/// A JSON error answer.
-pub(super) fn error(code: StatusCode, message: impl Into<String>) -> Response {
-    #[derive(Serialize)]
-    struct Error {
-        error: String,
-    }
-    let body = Error {
-        error: message.into(),
-    };
-    (code, Json(body)).into_response()
 }
 
 pub(super) async fn status(State(status): State<Arc<Status>>) -> Json<StatusView> {

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-use super::api::error;
+use super::error;
 
 /// The secret that unlocks the routes that change things. Never printed.
 #[derive(Clone)]

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
@@ -54,7 +56,19 @@ impl FromRef<App> for Option<Token> {
     }
 }
 
-/// Every route. The README's table of the endpoint lists them too.
+/// A JSON error answer.
+fn error(code: StatusCode, message: impl Into<String>) -> Response {
+    #[derive(serde::Serialize)]
+    struct Error {
+        error: String,
+    }
+    let body = Error {
+        error: message.into(),
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+/// Every route. `docs/operations.md` lists them too.
 pub fn router(status: Arc<Status>, options: HttpOptions) -> Router {
     let app = App {
         status,
@@ -122,7 +136,7 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use parking_lot::Mutex;
 
     use super::*;
     use crate::config::PipelineConfig;
@@ -142,11 +156,11 @@ mod tests {
             let status = Arc::new(Status::default());
             let config = PipelineConfig::new("orders", vec!["in".into()], Vec::new(), "out", "dlq");
             let pipeline = Arc::new(PipelineStatus::new(&config, Vec::new()));
-            let failure = crate::plugin::Failure::new(
-                crate::plugin::FailureKind::Invalid,
+            let failure = crate::failure::Failure::new(
+                crate::failure::FailureKind::Invalid,
                 "value is not JSON",
             );
-            let culprit = crate::dlq::Culprit {
+            let culprit = crate::envelope::Culprit {
                 pipeline: "orders",
                 plugin: "order-enrich",
                 digest: "sha256:00",
@@ -166,7 +180,7 @@ mod tests {
                 offset: 0,
             };
             pipeline.dead_lettered(
-                &crate::dlq::DeadLetter::new(&event, &failure, &culprit, 1),
+                &crate::envelope::DeadLetter::new(&event, &failure, &culprit, 1),
                 dlq,
             );
             status.started(pipeline);
@@ -300,7 +314,7 @@ mod tests {
                 )));
             }
             let dry_run = request.dry_run;
-            log.lock().expect("the log").push(request);
+            log.lock().push(request);
             Ok(serde_json::json!({"redriven": 2, "dry_run": dry_run}))
         });
         let server = Server::start(HttpOptions {
@@ -320,10 +334,7 @@ mod tests {
             assert_eq!(code, 401, "{wrong:?}: {text}");
             assert_eq!(challenge.as_deref(), Some("Bearer"));
         }
-        assert!(
-            seen.lock().expect("the log").is_empty(),
-            "refused before the hook"
-        );
+        assert!(seen.lock().is_empty(), "refused before the hook");
 
         let (code, _, text) = server.post(REDRIVE, Some("Bearer s3cret"), body);
         assert_eq!(code, 200, "{text}");
@@ -332,7 +343,7 @@ mod tests {
             serde_json::json!({"redriven": 2, "dry_run": true})
         );
         assert_eq!(
-            seen.lock().expect("the log").as_slice(),
+            seen.lock().as_slice(),
             [RedriveRequest {
                 pipeline: "orders".into(),
                 kind: Some("invalid".into()),

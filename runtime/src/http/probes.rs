@@ -9,8 +9,9 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
+use crate::clock::now_ms;
 use crate::metrics;
-use crate::status::{Probe, Status, now_ms};
+use crate::status::{Probe, Status};
 
 pub(super) async fn metrics_text() -> impl IntoResponse {
     (

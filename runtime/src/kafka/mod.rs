@@ -16,13 +16,50 @@ pub mod reader;
 pub mod topics;
 pub mod writer;
 
-use rdkafka::ClientConfig;
+use std::collections::BTreeMap;
+use std::fmt;
 
-use crate::config::KafkaConfig;
+use rdkafka::ClientConfig;
 
 pub use offsets::GroupOffsets;
 pub use reader::{TopicReader, event_of};
 pub use writer::{Delivered, RecordRef, Writer, send_waiting};
+
+/// `[kafka]`: the connection shared by every pipeline of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// Which cluster.
+    pub brokers: Brokers,
+    /// `client.id` of every consumer and producer.
+    pub client_id: String,
+    /// This process among the processes of its consumer groups: the
+    /// suffix of every exactly-once `transactional.id`
+    /// ([`KafkaConfig::transactional_id`]).
+    pub instance_id: String,
+    /// Extra librdkafka consumer properties, values as strings.
+    pub consumer: BTreeMap<String, String>,
+    /// Extra librdkafka producer properties, values as strings.
+    pub producer: BTreeMap<String, String>,
+}
+
+/// The cluster to connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Brokers {
+    /// librdkafka's in-process mock cluster, started by Sluice: for trying
+    /// Sluice without Kafka, and for tests.
+    Embedded,
+    /// A `bootstrap.servers` list, `host:port[,host:port...]`.
+    List(String),
+}
+
+impl fmt::Display for Brokers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Brokers::Embedded => f.write_str("embedded"),
+            Brokers::List(list) => f.write_str(list),
+        }
+    }
+}
 
 /// Which clients a reserved property is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +127,7 @@ pub const RESERVED: &[Reserved] = &[
     Reserved {
         name: "transactional.id",
         why: "Sluice sets it for `delivery = \"exactly-once\"`, from the pipeline's group and \
-              SLUICE_INSTANCE_ID",
+              `kafka.instance_id`",
         clients: Clients::Both,
         value: Value::Managed,
     },
@@ -109,24 +146,28 @@ pub const RESERVED: &[Reserved] = &[
     },
 ];
 
-/// The environment variable that tells the processes of one group apart
-/// in their transactional ids (default: the host name).
+/// The environment variable `kafka.instance_id` defaults to (then the
+/// host name).
 pub const INSTANCE_ENV: &str = "SLUICE_INSTANCE_ID";
 
-/// The `transactional.id` of an exactly-once pipeline of group `group_id`
-/// in this process: `<group>-<instance>`. Stable across restarts of one
-/// process (a pod, a host), so a restarted process fences the transaction
-/// its predecessor left open and aborts it at once; distinct between the
-/// processes of one group, which otherwise fence each other.
-pub fn transactional_id(group_id: &str) -> String {
-    format!("{group_id}-{}", instance_id())
+impl KafkaConfig {
+    /// The `transactional.id` of an exactly-once pipeline of group
+    /// `group_id` in this process: `<group>-<instance_id>`. Stable across
+    /// restarts of one process (a pod, a host), so a restarted process
+    /// fences the transaction its predecessor left open and aborts it at
+    /// once; distinct between the processes of one group, which otherwise
+    /// fence each other.
+    pub fn transactional_id(&self, group_id: &str) -> String {
+        format!("{group_id}-{}", self.instance_id)
+    }
 }
 
-/// `$SLUICE_INSTANCE_ID`, else the host name, else `sluice`.
-fn instance_id() -> String {
-    std::env::var(INSTANCE_ENV)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
+/// The default of `kafka.instance_id`: `env`'s `SLUICE_INSTANCE_ID` when
+/// set and not blank, else the host name, else `sluice`.
+pub fn default_instance_id(env: &dyn Fn(&str) -> Option<String>) -> String {
+    env(INSTANCE_ENV)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
         .or_else(|| {
             std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .ok()
@@ -205,7 +246,7 @@ pub fn admin_config(kafka: &KafkaConfig, brokers: &str) -> ClientConfig {
 /// Defaults, then the user's properties, then the reserved ones.
 fn build(
     defaults: &[(&str, &str)],
-    user: &std::collections::BTreeMap<String, String>,
+    user: &BTreeMap<String, String>,
     given: &Given<'_>,
 ) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -232,12 +273,12 @@ fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Brokers;
 
     fn kafka() -> KafkaConfig {
         KafkaConfig {
             brokers: Brokers::List("b:9092".into()),
             client_id: "me".into(),
+            instance_id: "i".into(),
             consumer: [("fetch.wait.max.ms".to_owned(), "50".to_owned())].into(),
             producer: [("linger.ms".to_owned(), "1".to_owned())].into(),
         }

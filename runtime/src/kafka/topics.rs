@@ -18,7 +18,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::config::KafkaConfig;
+use super::KafkaConfig;
 
 /// How long the broker may take to answer a CreateTopics request.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -3,9 +3,9 @@
 //! and a [`Writer`] that learns where each record it wrote landed, for the
 //! demo's orders and the inputs of tests and benchmarks.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -133,7 +133,7 @@ impl ProducerContext for Reports {
             }),
             Err((e, _)) => Err(e.to_string()),
         };
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slots = self.slots.lock();
         if slots.len() <= index {
             slots.resize(index + 1, None);
         }
@@ -193,12 +193,7 @@ impl Writer {
         let deadline = Instant::now() + timeout;
         loop {
             {
-                let slots = self
-                    .producer
-                    .context()
-                    .slots
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
+                let slots = self.producer.context().slots.lock();
                 let done = slots.iter().filter(|s| s.is_some()).count();
                 if done == self.sent {
                     return slots

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use crate::changelog::Restored;
+use crate::failure::Failure;
 use crate::plugin::compiled::short_digest;
-use crate::plugin::{Event, Failure, JournalEntry, Outcome, Output, PluginRunner, PluginState};
+use crate::plugin::{Event, JournalEntry, Outcome, Output, PluginRunner, PluginState};
 
 /// What a chain needs of one step: a batch in, one outcome per event out,
 /// and who it is for dead letters and provenance headers.
@@ -221,7 +222,7 @@ fn resolve(derived: &Event, mut output: Output) -> Output {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::plugin::FailureKind;
+    use crate::failure::FailureKind;
 
     /// A step made of a function over one event's value, for unit tests.
     pub(crate) struct FnStep {

@@ -1,5 +1,7 @@
-//! News for the poll thread: batches that are done, and records that could
-//! not be written. Workers and the producer's delivery reports send it; the
+//! News for the poll thread: batches that are done, records that could
+//! not be written, workers past a barrier, and the recovery thread's
+//! answers. Workers, the recovery thread and the producer's delivery
+//! reports send it; the
 //! poll thread alone acts on it, so the at-least-once bookkeeping has one
 //! owner.
 
@@ -7,12 +9,18 @@ use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
 use super::batch::{Done, Ticket};
+use super::recovery::Recovered;
 use crate::changelog::Change;
-use crate::dlq::DeadLetter;
+use crate::envelope::DeadLetter;
 
 /// One piece of news.
 #[derive(Debug)]
 pub(crate) enum Control {
+    /// A recovery job's answer.
+    Recovered(Box<Recovered>),
+    /// A worker handled everything sent to it before the barrier of the
+    /// abort `epoch`.
+    BarrierPassed(u64),
     /// Every record of a batch is written.
     Done(Done),
     /// An output of event `index` could not be written; the event must be

@@ -3,8 +3,7 @@
 //! and handled right after, and the assignment itself. The same context
 //! takes librdkafka's statistics, for the consumer lag metric.
 
-use std::sync::Mutex;
-
+use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Statistics, TopicPartitionList};
 use rustc_hash::FxHashMap;
@@ -74,15 +73,12 @@ impl GroupContext {
     }
 
     fn push(&self, news: GroupNews) {
-        self.news
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(news);
+        self.news.lock().push(news);
     }
 
     /// The news since the last call, oldest first.
     pub fn take(&self) -> Vec<GroupNews> {
-        std::mem::take(&mut *self.news.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut *self.news.lock())
     }
 }
 

@@ -5,8 +5,7 @@
 //! no longer this member's (at-least-once), or to an aborted transaction
 //! (exactly-once).
 
-use std::sync::Mutex;
-
+use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
 use super::tracker::Tp;
@@ -19,26 +18,22 @@ pub(crate) struct Live(Mutex<FxHashMap<Tp, u64>>);
 impl Live {
     /// Batches of `tp`'s `generation` may run.
     pub fn set(&self, tp: &Tp, generation: u64) {
-        self.lock().insert(tp.clone(), generation);
+        self.0.lock().insert(tp.clone(), generation);
     }
 
     /// No batch of `tp` may run.
     pub fn remove(&self, tp: &Tp) {
-        self.lock().remove(tp);
+        self.0.lock().remove(tp);
     }
 
     /// No batch may run.
     pub fn clear(&self) {
-        self.lock().clear();
+        self.0.lock().clear();
     }
 
     /// Whether a batch of `tp`'s `generation` may run.
     pub fn is_live(&self, tp: &Tp, generation: u64) -> bool {
-        self.lock().get(tp) == Some(&generation)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, FxHashMap<Tp, u64>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.lock().get(tp) == Some(&generation)
     }
 }
 

@@ -6,8 +6,12 @@
 //! Threads and what they own:
 //! - the *poll thread* ([`poller`]) owns the consumer and the
 //!   [`tracker::Tracker`]; it never blocks on anything but the consumer's
-//!   poll or the control channel, so news of done batches and rebalances
-//!   are always served;
+//!   poll, the control channel or a call to the transactional producer,
+//!   so news of done batches and rebalances are always served;
+//! - the *recovery thread* ([`recovery`], stateful or exactly-once
+//!   pipelines) restores partitions' state from the changelog and reads
+//!   the group's committed offsets, while the partitions concerned wait,
+//!   paused;
 //! - each *worker* ([`worker`]) owns a [`chain::Chain`] and processes the
 //!   batches of the partitions hashed to it, in order;
 //! - the producer's own thread ([`sink`]) serves delivery reports: each
@@ -21,11 +25,11 @@
 //! outputs the broker refused). Every queue is bounded.
 //!
 //! A stateful chain's state is restored from its changelog
-//! ([`crate::changelog`]) by the poll thread when a partition is assigned
-//! and handed to the partition's worker ahead of its first batch; workers
-//! write each batch's state changes under the batch's tickets. Under
-//! exactly-once the sink's producer is transactional and the poll thread
-//! commits (or aborts and rewinds) the transaction.
+//! ([`crate::changelog`]) by the recovery thread when a partition is
+//! assigned and handed to the partition's worker ahead of its first batch;
+//! workers write each batch's state changes under the batch's tickets.
+//! Under exactly-once the sink's producer is transactional and the poll
+//! thread commits (or aborts and rewinds) the transaction.
 
 mod batch;
 mod chain;
@@ -35,7 +39,9 @@ mod group;
 mod live;
 mod poller;
 mod pressure;
+mod recovery;
 mod refused;
+pub(crate) mod rules;
 mod sink;
 mod tracker;
 mod worker;
@@ -49,17 +55,19 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 use tokio_util::sync::CancellationToken;
 
-use crate::changelog::Restorer;
-use crate::config::{Delivery, KafkaConfig, PipelineConfig};
+use crate::config::{Config, Delivery, KafkaConfig, PipelineConfig, display_problems};
 use crate::kafka;
 use crate::metrics::Replacement;
-use crate::plugin::{CompiledPlugin, PluginError, PluginRunner, PluginState};
+use crate::plugin::{
+    CompiledPlugin, PluginEngine, PluginError, PluginRunner, PluginSet, PluginState, set,
+};
 use crate::status::PipelineStatus;
 use control::ControlTx;
 use dispatch::Dispatcher;
 use group::GroupContext;
 use live::Live;
 use poller::{Poller, PollerParts};
+use recovery::{Recovery, RecoveryError};
 use refused::RefusedOutputs;
 use sink::Sink;
 use worker::{WorkerMsg, WorkerShared};
@@ -67,7 +75,34 @@ use worker::{WorkerMsg, WorkerShared};
 // What `sluice dlq redrive` runs a dead letter through: a worker's chain
 // and its rules, outside a running pipeline.
 pub(crate) use chain::Chain;
-pub(crate) use worker::{Processed, dead_letter, origin, output_record, process};
+pub(crate) use rules::{Processed, dead_letter, origin, output_record, process, sleep};
+
+/// Compiles into `plugins` what the chains of `pipelines` (pipelines of
+/// `config`) need and it lacks. Plugin files that do not exist are reported
+/// first, all of them, each with its place in the config file; then every
+/// plugin that does not compile or does not implement the world.
+pub fn load_plugins<'a>(
+    engine: &PluginEngine,
+    config: &Config,
+    pipelines: impl IntoIterator<Item = &'a PipelineConfig>,
+    plugins: &mut PluginSet,
+) -> anyhow::Result<()> {
+    let missing = config.missing_plugins();
+    if !missing.is_empty() {
+        anyhow::bail!("{}", display_problems(&config.path, &missing));
+    }
+    let steps = pipelines.into_iter().flat_map(PipelineConfig::step_plugins);
+    set::load(engine, plugins, steps)?;
+    Ok(())
+}
+
+/// The plugins of `pipeline`'s chain, in order, out of `plugins`.
+pub fn chain_plugins(
+    plugins: &PluginSet,
+    pipeline: &PipelineConfig,
+) -> Result<Vec<Arc<CompiledPlugin>>, set::PluginSetError> {
+    set::chain(plugins, pipeline.step_plugins())
+}
 
 /// Batches a worker may have queued before the poll thread holds off.
 const WORKER_INBOX: usize = 8;
@@ -283,10 +318,7 @@ impl PreparedPipeline {
         let mut producer_config = kafka::producer_config(kafka, brokers);
         let mut consumer_config = kafka::consumer_config(kafka, brokers, &config.group_id);
         if exactly_once {
-            producer_config.set(
-                "transactional.id",
-                kafka::transactional_id(&config.group_id),
-            );
+            producer_config.set("transactional.id", kafka.transactional_id(&config.group_id));
             // Offsets are committed in the transactions, and only what
             // other transactions committed is read.
             consumer_config
@@ -309,11 +341,24 @@ impl PreparedPipeline {
                 .and_then(|()| producer.begin_transaction())
                 .map_err(|e| PipelineError::new(name, Why::Transactions(e)))?;
         }
-        let restorer = if keeps_state {
-            Some(Restorer::new(kafka, brokers, &config).map_err(client_error("changelog reader"))?)
-        } else {
-            None
-        };
+        let answers = control.clone();
+        let recovery = Recovery::start(
+            kafka,
+            brokers,
+            &config,
+            keeps_state,
+            exactly_once,
+            Box::new(move |recovered| {
+                answers.send(control::Control::Recovered(Box::new(recovered)));
+            }),
+        )
+        .map_err(|e| {
+            let why = match e {
+                RecoveryError::Client(client, e) => Why::Client(client, e),
+                RecoveryError::Thread(e) => Why::Thread(e),
+            };
+            PipelineError::new(name, why)
+        })?;
         let consumer: BaseConsumer<GroupContext> = consumer_config
             .create_with_context(GroupContext::new(name))
             .map_err(client_error("consumer"))?;
@@ -360,7 +405,8 @@ impl PreparedPipeline {
             cancel: cancel.clone(),
             max_in_flight: config.max_in_flight,
             live,
-            restorer,
+            recovery,
+            keeps_state,
             commit_interval: exactly_once.then_some(config.commit_interval),
             refused,
         });

@@ -6,12 +6,12 @@
 //! take does not abort every transaction after it.
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
-use crate::dlq::DeadLetter;
+use crate::envelope::DeadLetter;
 use crate::plugin::Event;
 
 /// Where an event was read: topic, partition, offset.
@@ -29,7 +29,7 @@ impl RefusedOutputs {
     /// Remembers that `event` of `topic` could not have its outputs
     /// written, and its dead letter.
     pub fn insert(&self, topic: &Arc<str>, event: &Event, dead_letter: Arc<DeadLetter>) {
-        let mut events = self.lock();
+        let mut events = self.events.lock();
         events.insert((topic.clone(), event.partition, event.offset), dead_letter);
         self.any.store(true, Ordering::Release);
     }
@@ -40,19 +40,16 @@ impl RefusedOutputs {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
-        self.lock()
+        self.events
+            .lock()
             .get(&(topic.clone(), event.partition, event.offset))
             .cloned()
     }
 
     /// Forgets everything (a commit made it all history).
     pub fn clear(&self) {
-        let mut events = self.lock();
+        let mut events = self.events.lock();
         events.clear();
         self.any.store(false, Ordering::Release);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, FxHashMap<Position, Arc<DeadLetter>>> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -17,9 +17,9 @@ use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProdu
 use super::batch::Ticket;
 use super::control::{Control, ControlTx};
 use crate::changelog::Change;
-use crate::dlq::{Culprit, DeadLetter};
+use crate::envelope::{Culprit, DeadLetter};
+use crate::failure::{Failure, FailureKind};
 use crate::kafka::writer::{RecordRef, send_waiting};
-use crate::plugin::{Failure, FailureKind};
 use crate::status::{Coordinates, PipelineStatus};
 
 /// Which plugin produced a record, for headers and dead letters.

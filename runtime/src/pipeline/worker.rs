@@ -7,24 +7,21 @@
 //! stateful pipeline), so one partition's batches are always handled in
 //! order by the same worker.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use rdkafka::message::OwnedHeaders;
-
 use super::batch::Ticket;
-use super::chain::{Chain, ChainOutcome, Step, StepFailure};
-use super::control::ControlTx;
+use super::chain::Chain;
+use super::control::{Control, ControlTx};
 use super::live::Live;
 use super::refused::RefusedOutputs;
-use super::sink::{Delivery, Origin, Payload, Sink};
+use super::rules::{Processed, Waited, dead_letter, origin, output_record, process};
+use super::sink::{Delivery, Payload, Sink};
 use crate::changelog::{self, Change, Restored};
-use crate::config::{PipelineConfig, RetryPolicy};
-use crate::dlq::{Culprit, DeadLetter};
-use crate::headers;
-use crate::kafka::writer::{RecordRef, owned_headers};
-use crate::plugin::{Event, Failure, FailureKind, Output};
+use crate::config::PipelineConfig;
+use crate::failure::FailureKind;
 
 /// What a worker is told to do.
 pub(crate) enum WorkerMsg {
@@ -38,9 +35,10 @@ pub(crate) enum WorkerMsg {
     Restore { partition: i32, state: Restored },
     /// Partition `partition` is gone: drop its state.
     Forget(i32),
-    /// Answer once everything before this in the inbox is handled (a
-    /// reset waits for batches in progress to be done writing).
-    Barrier(SyncSender<()>),
+    /// Answer (with `Control::BarrierPassed`) once everything before this
+    /// in the inbox is handled: an abort waits for batches in progress to
+    /// be done writing.
+    Barrier(u64),
     /// Finish: everything before this in the inbox has been handled.
     Stop,
 }
@@ -67,15 +65,38 @@ pub(crate) struct WorkerShared {
 /// The worker thread's body: runs until told to stop or its channel
 /// closes (shutdown drains whatever was queued first).
 pub(crate) fn run(mut chain: Chain, inbox: Receiver<WorkerMsg>, shared: Arc<WorkerShared>) {
-    while let Ok(msg) = inbox.recv() {
+    // What arrived while a batch waited out a retry backoff, in order:
+    // handled before anything else.
+    let mut deferred: VecDeque<WorkerMsg> = VecDeque::new();
+    loop {
+        let Some(msg) = deferred.pop_front().or_else(|| inbox.recv().ok()) else {
+            return;
+        };
         match msg {
             WorkerMsg::Batch(ticket) => {
                 let batch = ticket.batch();
-                if shared.live.is_live(&batch.tp, batch.generation) {
-                    handle(&mut chain, &ticket, &shared);
+                let mut inbox = Backoff {
+                    inbox: &inbox,
+                    deferred: &mut deferred,
+                    shared: &shared,
+                    ticket: &ticket,
+                    stopping: false,
+                };
+                if shared.live.is_live(&batch.tp, batch.generation)
+                    && handle(&mut chain, &ticket, &shared, &mut |d| inbox.wait(d))
+                        == Waited::GiveUp
+                    && inbox.stopping
+                {
+                    // Given up because the pipeline stops: the ticket is
+                    // dropped unreleased, so the batch stays in flight and
+                    // its offsets are never committed; it is processed
+                    // again after the restart.
+                    continue;
                 }
                 // The worker's own ticket: the batch is done once this and
-                // every record's ticket are released.
+                // every record's ticket are released. A batch given up
+                // because its generation ended is done too: the tracker
+                // ignores generations it ended.
                 shared.control.release(ticket);
             }
             WorkerMsg::Swap(mut next) => {
@@ -84,15 +105,62 @@ pub(crate) fn run(mut chain: Chain, inbox: Receiver<WorkerMsg>, shared: Arc<Work
             }
             WorkerMsg::Restore { partition, state } => chain.restore(partition, state),
             WorkerMsg::Forget(partition) => chain.forget(partition),
-            WorkerMsg::Barrier(done) => {
-                let _ = done.send(());
-            }
+            WorkerMsg::Barrier(epoch) => shared.control.send(Control::BarrierPassed(epoch)),
             WorkerMsg::Stop => return,
         }
     }
 }
 
-fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
+/// A batch's retry backoff: it waits on the inbox, so whatever arrives
+/// meanwhile is seen at once. A stop, or the end of the batch's
+/// generation (its partition revoked, its transaction aborted, both of
+/// which come with a message), gives the batch up; anything else waits
+/// its turn in `deferred`.
+struct Backoff<'a> {
+    inbox: &'a Receiver<WorkerMsg>,
+    deferred: &'a mut VecDeque<WorkerMsg>,
+    shared: &'a WorkerShared,
+    ticket: &'a Ticket,
+    /// Whether a stop came.
+    stopping: bool,
+}
+
+impl Backoff<'_> {
+    fn wait(&mut self, backoff: Duration) -> Waited {
+        let until = Instant::now() + backoff;
+        loop {
+            let batch = self.ticket.batch();
+            if self.stopping || !self.shared.live.is_live(&batch.tp, batch.generation) {
+                return Waited::GiveUp;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Waited::Elapsed;
+            }
+            match self.inbox.recv_timeout(left) {
+                Ok(msg) => {
+                    self.stopping |= matches!(msg, WorkerMsg::Stop);
+                    self.deferred.push_back(msg);
+                }
+                Err(RecvTimeoutError::Timeout) => return Waited::Elapsed,
+                // Only the pipeline's end closes the inbox.
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.stopping = true;
+                    return Waited::GiveUp;
+                }
+            }
+        }
+    }
+}
+
+/// Processes a batch and writes what it led to; `GiveUp` (and nothing
+/// written) when `wait` gave it up during a retry backoff.
+fn handle(
+    chain: &mut Chain,
+    ticket: &Ticket,
+    shared: &WorkerShared,
+    wait: &mut dyn FnMut(Duration) -> Waited,
+) -> Waited {
     let batch = ticket.batch();
     let events = &batch.events;
     let first = events.first().map_or(-1, |e| e.offset);
@@ -108,11 +176,15 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
     let _entered = span.enter();
 
     shared.metrics.events.inc_by(events.len() as u64);
-    let Processed {
+    let Some(Processed {
         outcomes,
         attempts,
         first_pass,
-    } = process(chain, events, &shared.config);
+    }) = process(chain, events, &shared.config, wait)
+    else {
+        tracing::debug!("batch given up during a retry backoff");
+        return Waited::GiveUp;
+    };
     shared.metrics.batch(events.len(), first_pass);
     let retries: u32 = attempts.iter().map(|a| a.saturating_sub(1)).sum();
     if retries > 0 {
@@ -120,7 +192,7 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
     }
 
     let Some(origin) = origin(chain, &shared.pipeline) else {
-        return;
+        return Waited::Elapsed;
     };
     let origin = Arc::new(origin);
     let stamp = shared.config.origin_headers.then_some(&*origin);
@@ -157,6 +229,7 @@ fn handle(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
         }
     }
     write_changes(chain, ticket, shared);
+    Waited::Elapsed
 }
 
 /// Writes the state changes of a batch to the changelog, under its ticket:
@@ -180,340 +253,5 @@ fn write_changes(chain: &mut Chain, ticket: &Ticket, shared: &WorkerShared) {
             source_offset: source_offset.clone(),
         };
         shared.sink.send_change(ticket.another(), Arc::new(change));
-    }
-}
-
-/// What a batch became: one outcome and attempt count per event, in order.
-pub(crate) struct Processed {
-    pub outcomes: Vec<ChainOutcome>,
-    pub attempts: Vec<u32>,
-    /// How long the first pass through the chain took (retries wait out
-    /// backoffs, which are not the plugins' time).
-    pub first_pass: Duration,
-}
-
-/// Runs `events` through the chain as a worker of `config` does: retries
-/// what may pass, then fails events whose outputs go to topics the
-/// pipeline does not allow. `sluice dlq redrive` runs dead letters through
-/// this too, so a redriven event is judged by the same rules.
-pub(crate) fn process<S: Step>(
-    chain: &mut Chain<S>,
-    events: &[Event],
-    config: &PipelineConfig,
-) -> Processed {
-    let started = Instant::now();
-    let mut outcomes = chain.process(events);
-    let first_pass = started.elapsed();
-    let attempts = retry(chain, events, &mut outcomes, &config.retry);
-    for outcome in outcomes.iter_mut() {
-        reject_disallowed(outcome, chain.len(), config);
-    }
-    Processed {
-        outcomes,
-        attempts,
-        first_pass,
-    }
-}
-
-/// Who made a chain's outputs: its last step; `None` for an empty chain.
-pub(crate) fn origin<S: Step>(chain: &Chain<S>, pipeline: &Arc<str>) -> Option<Origin> {
-    let last = chain.last()?;
-    Some(Origin {
-        pipeline: pipeline.clone(),
-        plugin: last.name().clone(),
-        digest: last.digest().clone(),
-    })
-}
-
-/// The record of `output`, made from `event`: the pipeline's output topic
-/// unless it names one, the event's key and headers unless it sets its
-/// own, the event's timestamp; `stamp` adds the origin headers, `extra`
-/// one more header after them.
-pub(crate) fn output_record<'a>(
-    event: &'a Event,
-    output: &'a Output,
-    config: &'a PipelineConfig,
-    stamp: Option<&Origin>,
-    extra: Option<(&str, &[u8])>,
-) -> RecordRef<'a> {
-    let topic = output.topic.as_deref().unwrap_or(&config.output);
-    let headers = output.headers.as_ref().unwrap_or(&event.headers);
-    RecordRef {
-        key: output.key.as_deref().or(event.key.as_deref()),
-        value: output.value.as_deref(),
-        headers: output_headers(headers, stamp, extra),
-        timestamp_ms: event.timestamp_ms,
-        ..RecordRef::to(topic)
-    }
-}
-
-/// The dead letter of `event`, which failed at a step of `chain` after
-/// `attempts` attempts.
-pub(crate) fn dead_letter<S: Step>(
-    chain: &Chain<S>,
-    pipeline: &str,
-    event: &Event,
-    failed: &StepFailure,
-    attempts: u32,
-) -> DeadLetter {
-    let (plugin, digest) = chain
-        .step(failed.step)
-        .map_or(("?", "?"), |s| (&**s.name(), &**s.digest()));
-    let culprit = Culprit {
-        pipeline,
-        plugin,
-        digest,
-    };
-    DeadLetter::new(event, &failed.failure, &culprit, attempts)
-}
-
-/// Retries events that failed as `retryable` until they succeed, fail
-/// otherwise, or run out of attempts. Returns how many attempts each event
-/// took.
-///
-/// All of a batch's retryable events are retried together, one backoff and
-/// one plugin call per round: when a dependency is down and every event
-/// asks to be retried, the batch waits out the backoff schedule once, not
-/// once per event. Their outcomes keep their places, so outputs are still
-/// written in offset order.
-fn retry<S: Step>(
-    chain: &mut Chain<S>,
-    events: &[Event],
-    outcomes: &mut [ChainOutcome],
-    policy: &RetryPolicy,
-) -> Vec<u32> {
-    let mut attempts = vec![1u32; events.len()];
-    for attempt in 1..policy.attempts {
-        let due: Vec<usize> = (0..events.len())
-            .filter(|&i| is_retryable(&outcomes[i]))
-            .collect();
-        if due.is_empty() {
-            break;
-        }
-        std::thread::sleep(policy.backoff_for(attempt));
-        // Retries are the exception: copying their events into one slice
-        // costs nothing next to the backoff.
-        let again: Vec<Event> = due.iter().map(|&i| events[i].clone()).collect();
-        for (i, outcome) in due.into_iter().zip(chain.process(&again)) {
-            outcomes[i] = outcome;
-            attempts[i] = attempt + 1;
-        }
-    }
-    for (outcome, attempts) in outcomes.iter_mut().zip(&attempts) {
-        if let Err(StepFailure { failure, .. }) = outcome
-            && failure.kind == FailureKind::Retryable
-        {
-            *failure = Failure::new(
-                FailureKind::RetriesExhausted,
-                format!("gave up after {attempts} attempts: {}", failure.message),
-            );
-        }
-    }
-    attempts
-}
-
-fn is_retryable(outcome: &ChainOutcome) -> bool {
-    matches!(outcome, Err(StepFailure { failure, .. }) if failure.kind == FailureKind::Retryable)
-}
-
-/// Fails an event whose outputs go to a topic the pipeline does not allow,
-/// naming the last of the chain's `steps`; none of its outputs are written.
-fn reject_disallowed(outcome: &mut ChainOutcome, steps: usize, config: &PipelineConfig) {
-    let Ok(outputs) = outcome else { return };
-    let Some(topic) = outputs
-        .iter()
-        .filter_map(|o| o.topic.as_deref())
-        .find(|t| !config.allows(t))
-    else {
-        return;
-    };
-    let message = format!(
-        "output to topic `{topic}`, which pipeline `{}` does not allow (allowed: {})",
-        config.name,
-        config.allowed_topics().collect::<Vec<_>>().join(", ")
-    );
-    *outcome = Err(StepFailure {
-        failure: Failure::new(FailureKind::OutputRejected, message),
-        step: steps.saturating_sub(1),
-    });
-}
-
-/// The headers of an output record: the plugin's (or inherited) headers
-/// without stale Sluice origin headers, then which plugin version made it
-/// (unless the pipeline leaves that out).
-fn output_headers(
-    headers: &[(String, Vec<u8>)],
-    origin: Option<&Origin>,
-    extra: Option<(&str, &[u8])>,
-) -> Option<OwnedHeaders> {
-    let origin = origin.map(|o| {
-        [
-            (headers::PLUGIN, o.plugin.as_bytes()),
-            (headers::DIGEST, o.digest.as_bytes()),
-        ]
-    });
-    let kept = headers
-        .iter()
-        .filter(|(key, _)| !headers::ORIGIN.contains(&key.as_str()))
-        .map(|(key, value)| (key.as_str(), value.as_slice()));
-    owned_headers(kept.chain(origin.into_iter().flatten()).chain(extra))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::VecDeque;
-
-    use rdkafka::message::Headers;
-
-    use super::*;
-    use crate::pipeline::chain::tests::{FnStep, event, output, value_of};
-
-    fn policy(attempts: u32) -> RetryPolicy {
-        RetryPolicy {
-            attempts,
-            backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(1),
-        }
-    }
-
-    fn retryable() -> Failure {
-        Failure::new(FailureKind::Retryable, "try later")
-    }
-
-    /// A step that answers event `v` with the next of `script[v]`, then
-    /// with success.
-    fn scripted(script: &[(&str, &[bool])]) -> Chain<FnStep> {
-        let mut plans: std::collections::HashMap<String, VecDeque<bool>> = script
-            .iter()
-            .map(|(v, fails)| ((*v).to_owned(), fails.iter().copied().collect()))
-            .collect();
-        Chain::new(vec![FnStep::new("flaky", move |e| {
-            let v = value_of(e);
-            match plans.get_mut(&v).and_then(VecDeque::pop_front) {
-                Some(true) => Err(retryable()),
-                _ => Ok(vec![output(&v)]),
-            }
-        })])
-    }
-
-    #[test]
-    fn retries_run_in_rounds_and_keep_each_event_in_its_place() {
-        // a fails twice, b once, c never.
-        let mut chain = scripted(&[("a", &[true, true]), ("b", &[true])]);
-        let events = [event(0, "a"), event(1, "b"), event(2, "c")];
-        let mut outcomes = chain.process(&events);
-        let attempts = retry(&mut chain, &events, &mut outcomes, &policy(5));
-        assert_eq!(attempts, [3, 2, 1]);
-        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
-        // One call per round, with only the events still due.
-        let calls: Vec<Vec<String>> = chain.step(0).map(|s| s.calls.clone()).unwrap_or_default();
-        assert_eq!(calls, [vec!["a", "b", "c"], vec!["a", "b"], vec!["a"]]);
-    }
-
-    #[test]
-    fn retries_that_run_out_become_retries_exhausted() {
-        let mut chain = scripted(&[("a", &[true, true, true])]);
-        let events = [event(0, "a"), event(1, "b")];
-        let mut outcomes = chain.process(&events);
-        let attempts = retry(&mut chain, &events, &mut outcomes, &policy(3));
-        assert_eq!(attempts, [3, 1]);
-        match &outcomes[0] {
-            Err(StepFailure { failure, step: 0 }) => {
-                assert_eq!(failure.kind, FailureKind::RetriesExhausted);
-                assert_eq!(failure.message, "gave up after 3 attempts: try later");
-            }
-            other => panic!("expected retries-exhausted, got {other:?}"),
-        }
-        assert!(outcomes[1].is_ok());
-    }
-
-    #[test]
-    fn invalid_events_are_not_retried() {
-        let mut chain = Chain::new(vec![FnStep::new("no", |_| {
-            Err(Failure::new(FailureKind::Invalid, "never"))
-        })]);
-        let events = [event(0, "a")];
-        let mut outcomes = chain.process(&events);
-        assert_eq!(retry(&mut chain, &events, &mut outcomes, &policy(5)), [1]);
-        assert_eq!(chain.step(0).map(|s| s.calls.len()), Some(1));
-    }
-
-    fn pipeline() -> PipelineConfig {
-        let mut config = PipelineConfig::new("orders", vec!["in".into()], Vec::new(), "out", "dlq");
-        config.allowed_outputs.insert("vip".into());
-        config
-    }
-
-    fn to_topic(topic: Option<&str>) -> Output {
-        let mut o = output("x");
-        o.topic = topic.map(str::to_owned);
-        o
-    }
-
-    #[test]
-    fn outputs_to_topics_the_pipeline_does_not_allow_fail_the_event() {
-        let config = pipeline();
-        let mut allowed: ChainOutcome = Ok(vec![to_topic(None), to_topic(Some("vip"))]);
-        reject_disallowed(&mut allowed, 2, &config);
-        assert!(allowed.is_ok());
-
-        let mut rejected: ChainOutcome = Ok(vec![to_topic(None), to_topic(Some("orders"))]);
-        reject_disallowed(&mut rejected, 2, &config);
-        match rejected {
-            Err(StepFailure { failure, step: 1 }) => {
-                assert_eq!(failure.kind, FailureKind::OutputRejected);
-                assert_eq!(
-                    failure.message,
-                    "output to topic `orders`, which pipeline `orders` does not allow \
-                     (allowed: out, vip)"
-                );
-            }
-            other => panic!("expected output-rejected at the last step, got {other:?}"),
-        }
-    }
-
-    fn pairs(headers: Option<OwnedHeaders>) -> Vec<(String, String)> {
-        let Some(headers) = headers else {
-            return Vec::new();
-        };
-        headers
-            .iter()
-            .map(|h| {
-                let value = String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
-                (h.key.to_owned(), value)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn output_headers_replace_inherited_origin_headers() {
-        let inherited = vec![
-            ("trace".to_owned(), b"t1".to_vec()),
-            (headers::PLUGIN.to_owned(), b"upstream".to_vec()),
-            (headers::DIGEST.to_owned(), b"sha256:old".to_vec()),
-        ];
-        let origin = Origin {
-            pipeline: "p".into(),
-            plugin: "enrich".into(),
-            digest: "sha256:new".into(),
-        };
-        let s = |a: &str, b: &str| (a.to_owned(), b.to_owned());
-        assert_eq!(
-            pairs(output_headers(&inherited, Some(&origin), None)),
-            [
-                s("trace", "t1"),
-                s(headers::PLUGIN, "enrich"),
-                s(headers::DIGEST, "sha256:new")
-            ]
-        );
-        // Without origin headers, stale ones are dropped too.
-        assert_eq!(
-            pairs(output_headers(&inherited, None, None)),
-            [s("trace", "t1")]
-        );
-        assert!(
-            output_headers(&[], None, None).is_none(),
-            "no empty header list"
-        );
     }
 }

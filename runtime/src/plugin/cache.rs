@@ -44,15 +44,16 @@ pub enum Source {
 
 impl ComponentCache {
     /// The cache the environment asks for; `None` when it is turned off or
-    /// no directory can be found.
-    pub fn from_env() -> Option<Self> {
-        let dir = match std::env::var_os(CACHE_DIR_ENV) {
+    /// no directory can be found. `var` reads one environment variable:
+    /// the CLI passes the process environment, tests their own.
+    pub fn from_env(var: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Option<Self> {
+        let dir = match var(CACHE_DIR_ENV) {
             Some(dir) if dir == "off" => return None,
             Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-            _ => std::env::var_os("XDG_CACHE_HOME")
+            _ => var("XDG_CACHE_HOME")
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?
+                .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))?
                 .join("sluice"),
         };
         Some(ComponentCache::at(dir))

@@ -31,20 +31,48 @@ struct Inner {
     /// or JavaScript component takes ~500 MB and every core for seconds to
     /// compile; several at once (a config naming many new plugins, a
     /// redeploy of all of them) would multiply the memory, not the speed.
-    compile_gate: std::sync::Mutex<()>,
+    compile_gate: parking_lot::Mutex<()>,
     _ticker: EpochTicker,
 }
 
-impl PluginEngine {
-    /// Creates the engine with the compiled-plugin cache the environment
-    /// asks for (see [`ComponentCache::from_env`]), and starts its epoch
-    /// ticker thread, which stops when the last handle is dropped.
-    pub fn new() -> Result<Self, PluginError> {
-        Self::with_cache(ComponentCache::from_env())
+/// How the engine is set up: what the environment says, read once by the
+/// CLI ([`EngineOptions::from_env`]) and handed down, so nothing below the
+/// CLI reads the environment itself.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Where compiled components are kept; `None`: not kept.
+    pub cache: Option<ComponentCache>,
+    /// Write `/tmp/perf-<pid>.map` so `perf report` names the plugins'
+    /// functions instead of showing bare JIT addresses
+    /// (`SLUICE_PERFMAP=1`). Costs nothing when off.
+    pub perf_map: bool,
+}
+
+/// The environment variable that turns [`EngineOptions::perf_map`] on.
+pub const PERFMAP_ENV: &str = "SLUICE_PERFMAP";
+
+impl EngineOptions {
+    /// The options the environment asks for, read through `var` (the
+    /// process environment at the CLI): the compiled-plugin cache (see
+    /// [`ComponentCache::from_env`]) and `SLUICE_PERFMAP`.
+    pub fn from_env(var: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Self {
+        EngineOptions {
+            cache: ComponentCache::from_env(var),
+            perf_map: var(PERFMAP_ENV).is_some_and(|v| !v.is_empty()),
+        }
     }
 
-    /// Like [`PluginEngine::new`], with this cache (or none).
-    pub fn with_cache(cache: Option<ComponentCache>) -> Result<Self, PluginError> {
+    /// [`EngineOptions::from_env`] over the process environment: for the
+    /// edges (the CLI, the benchmark, tests), never below them.
+    pub fn from_process_env() -> Self {
+        Self::from_env(&|name| std::env::var_os(name))
+    }
+}
+
+impl PluginEngine {
+    /// Creates the engine with `options` and starts its epoch ticker
+    /// thread, which stops when the last handle is dropped.
+    pub fn new(options: &EngineOptions) -> Result<Self, PluginError> {
         let engine_error = |e: wasmtime::Error| PluginError::Engine {
             message: format!("{e:#}"),
         };
@@ -56,10 +84,7 @@ impl PluginEngine {
         // We call plugins synchronously, one call per batch; the async
         // machinery would only add to the cost of every call.
         config.concurrency_support(false);
-        // `SLUICE_PERFMAP=1` writes /tmp/perf-<pid>.map so `perf report`
-        // names the plugins' functions instead of showing bare JIT
-        // addresses. Costs nothing when unset.
-        if std::env::var_os("SLUICE_PERFMAP").is_some_and(|v| !v.is_empty()) {
+        if options.perf_map {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = wasmtime::Engine::new(&config).map_err(engine_error)?;
@@ -78,8 +103,8 @@ impl PluginEngine {
             inner: Arc::new(Inner {
                 engine,
                 linker,
-                cache,
-                compile_gate: std::sync::Mutex::new(()),
+                cache: options.cache.clone(),
+                compile_gate: parking_lot::Mutex::new(()),
                 _ticker: ticker,
             }),
         })
@@ -97,11 +122,7 @@ impl PluginEngine {
     /// finish first.
     pub(crate) fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
         // A compile that panicked left nothing behind to protect.
-        let _gate = self
-            .inner
-            .compile_gate
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _gate = self.inner.compile_gate.lock();
         Component::new(&self.inner.engine, bytes)
     }
 

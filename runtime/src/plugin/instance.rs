@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 
+use super::PluginError;
 use super::bindings::{Event, Output, ProcessError, StatefulProcessor};
 use super::compiled::CompiledPlugin;
 use super::engine::PluginEngine;
@@ -15,7 +16,7 @@ use super::limits::{Limits, MemoryLimiter};
 use super::sandbox::Sandbox;
 use super::state::{StateLimitError, Transaction};
 use super::stdio::TailBuffer;
-use super::{Failure, FailureKind, PluginError};
+use crate::failure::{Failure, FailureKind};
 use crate::metrics::InstanceMetrics;
 
 /// How much of a plugin's stdout/stderr is kept, and attached to a trap.

@@ -8,8 +8,10 @@
 //! every trap, so a per-instance budget would multiply with the workers and
 //! refill with each trap of a plugin that logs and then panics.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// Lines a plugin may log at once after a quiet spell.
 pub const LOG_BURST: u32 = 100;
@@ -98,11 +100,7 @@ impl LogLimit {
     /// Whether a line may be logged now; logs the summary of earlier
     /// suppressed lines first when it is due.
     pub fn admit(&self) -> bool {
-        let admission = self
-            .bucket
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .admit(Instant::now());
+        let admission = self.bucket.lock().admit(Instant::now());
         match admission {
             Admission::Log => true,
             Admission::LogAfterSuppressed(n) => {
@@ -126,11 +124,7 @@ impl LogLimit {
 
 impl Drop for LogLimit {
     fn drop(&mut self) {
-        let suppressed = self
-            .bucket
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take_suppressed();
+        let suppressed = self.bucket.get_mut().take_suppressed();
         if suppressed > 0 {
             self.summary(suppressed);
         }

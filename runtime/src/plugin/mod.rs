@@ -11,6 +11,7 @@
 //! - [`limits`], [`sandbox`], [`host`]: what a plugin may use and see;
 //!   [`log_limit`]: the rate limit on its log lines; [`state`]: the keyed
 //!   state it may keep.
+//! - [`set`]: the compiled plugins of a config, each file compiled once.
 
 mod bindings;
 pub mod cache;
@@ -22,12 +23,13 @@ pub mod limits;
 pub mod log_limit;
 pub mod runner;
 pub mod sandbox;
+pub mod set;
 pub mod state;
 mod stdio;
 
 pub use bindings::{Event, Level, Output, ProcessError};
 pub use compiled::CompiledPlugin;
-pub use engine::PluginEngine;
+pub use engine::{EngineOptions, PERFMAP_ENV, PluginEngine};
 pub use instance::{Instance, InstanceSettings};
 pub use limits::{
     DEFAULT_DEADLINE_MS, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_OUTPUTS_PER_EVENT,
@@ -35,10 +37,12 @@ pub use limits::{
 };
 pub use runner::{Outcome, PluginRunner};
 pub use sandbox::{DirGrant, Sandbox};
+pub use set::{PluginSet, PluginSetError, StepPlugin};
 pub use state::{JournalEntry, PluginState, StateLimitError, StateLimits};
 
-use std::fmt;
 use std::path::PathBuf;
+
+use crate::failure::{Failure, FailureKind};
 
 /// Why a plugin could not be loaded or started.
 #[derive(Debug, thiserror::Error)]
@@ -78,92 +82,6 @@ pub enum PluginError {
     /// The engine could not be created.
     #[error("wasm engine: {message}")]
     Engine { message: String },
-}
-
-/// How one event failed. The names are the values of the DLQ header
-/// `sluice.error.kind` and of `sluice exec`'s `error.kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureKind {
-    /// The plugin said the event is invalid.
-    Invalid,
-    /// The plugin said the failure may pass (before retries run out).
-    Retryable,
-    /// Retryable failures continued until the retry policy gave up.
-    RetriesExhausted,
-    /// The plugin trapped (panic, `unreachable`, stack overflow, a broken
-    /// contract such as the wrong number of outcomes).
-    Trap,
-    /// The call ran past its deadline.
-    Timeout,
-    /// The plugin hit its memory cap.
-    Memory,
-    /// An output broke a rule: a topic the pipeline does not allow, a
-    /// record larger than the output cap, or more outputs than the cap on
-    /// outputs per event.
-    OutputRejected,
-    /// The output could not be written to Kafka.
-    ProduceFailed,
-    /// A state write went over a state limit (key or value size, keys or
-    /// bytes of the partition's state).
-    StateLimit,
-}
-
-impl FailureKind {
-    /// Every kind, in declaration order.
-    pub const ALL: [FailureKind; 9] = [
-        FailureKind::Invalid,
-        FailureKind::Retryable,
-        FailureKind::RetriesExhausted,
-        FailureKind::Trap,
-        FailureKind::Timeout,
-        FailureKind::Memory,
-        FailureKind::OutputRejected,
-        FailureKind::ProduceFailed,
-        FailureKind::StateLimit,
-    ];
-
-    /// The kebab-case name used in headers and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::Invalid => "invalid",
-            FailureKind::Retryable => "retryable",
-            FailureKind::RetriesExhausted => "retries-exhausted",
-            FailureKind::Trap => "trap",
-            FailureKind::Timeout => "timeout",
-            FailureKind::Memory => "memory",
-            FailureKind::OutputRejected => "output-rejected",
-            FailureKind::ProduceFailed => "produce-failed",
-            FailureKind::StateLimit => "state-limit",
-        }
-    }
-}
-
-impl fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why one event failed, with a message for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub kind: FailureKind,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Failure {
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)
-    }
 }
 
 impl From<ProcessError> for Failure {

@@ -6,11 +6,12 @@
 
 use std::sync::Arc;
 
+use super::PluginError;
 use super::bindings::{Event, Output, ProcessError};
 use super::compiled::CompiledPlugin;
 use super::instance::{Instance, InstanceSettings};
 use super::state::PluginState;
-use super::{Failure, FailureKind, PluginError};
+use crate::failure::{Failure, FailureKind};
 use crate::metrics::Replacement;
 
 /// What became of one event: the records to write (empty = filtered out),

@@ -5,10 +5,11 @@
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
@@ -27,14 +28,9 @@ impl TailBuffer {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, VecDeque<u8>> {
-        // A panic while holding this lock cannot leave the bytes invalid.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn push(&self, bytes: &[u8]) {
         let bytes = &bytes[bytes.len().saturating_sub(self.capacity)..];
-        let mut buf = self.lock();
+        let mut buf = self.inner.lock();
         let overflow = (buf.len() + bytes.len()).saturating_sub(self.capacity);
         let overflow = overflow.min(buf.len());
         buf.drain(..overflow);
@@ -43,7 +39,7 @@ impl TailBuffer {
 
     /// The last `n` bytes written, as text on one line.
     pub(crate) fn tail(&self, n: usize) -> String {
-        let buf = self.lock();
+        let buf = self.inner.lock();
         let skip = buf.len().saturating_sub(n);
         let bytes: Vec<u8> = buf.iter().skip(skip).copied().collect();
         String::from_utf8_lossy(&bytes)
@@ -56,7 +52,7 @@ impl TailBuffer {
 
     /// Forgets what was written, so the next trap shows only its own output.
     pub(crate) fn clear(&self) {
-        self.lock().clear();
+        self.inner.lock().clear();
     }
 }
 

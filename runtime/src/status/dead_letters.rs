@@ -8,13 +8,12 @@
 //! as text, never as markup).
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use serde::Serialize;
 
-use super::lock;
-use crate::dlq::select::FOREIGN;
-use crate::dlq::{Context, DeadLetter, DlqRecord};
+use crate::envelope::FOREIGN;
+use crate::envelope::{Context, DeadLetter, DlqRecord};
 use crate::plugin::Event;
 
 /// How many dead letters a pipeline keeps.
@@ -23,7 +22,7 @@ pub const DEAD_LETTER_HISTORY: usize = 50;
 pub const PREVIEW_CHARS: usize = 200;
 
 /// Where a record is: topic, partition, offset (the DLQ reader's type).
-pub type Coordinates = crate::dlq::DlqPosition;
+pub type Coordinates = crate::envelope::DlqPosition;
 
 /// The start of some bytes as text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,7 +142,7 @@ pub struct DeadLetterRing(Mutex<VecDeque<RecentDeadLetter>>);
 
 impl DeadLetterRing {
     pub fn push(&self, dead_letter: RecentDeadLetter) {
-        let mut ring = lock(&self.0);
+        let mut ring = self.0.lock();
         if ring.len() == DEAD_LETTER_HISTORY {
             ring.pop_front();
         }
@@ -152,16 +151,16 @@ impl DeadLetterRing {
 
     /// Newest first.
     pub fn latest(&self) -> Vec<RecentDeadLetter> {
-        lock(&self.0).iter().rev().cloned().collect()
+        self.0.lock().iter().rev().cloned().collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dlq::Culprit;
+    use crate::envelope::Culprit;
+    use crate::failure::{Failure, FailureKind};
     use crate::headers;
-    use crate::plugin::{Failure, FailureKind};
 
     fn dead_letter(value: &[u8], headers: Vec<(String, Vec<u8>)>) -> DeadLetter {
         let event = Event {

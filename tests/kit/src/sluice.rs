@@ -382,6 +382,26 @@ impl SluiceProcess {
         Some((code, body))
     }
 
+    /// The value of the metric series `series` as `/metrics` shows it
+    /// now (`name{label="value",...}`, labels in the order Sluice writes
+    /// them). Panics when the endpoint does not answer or the series is
+    /// missing: a renamed series must fail a test, not read as 0.
+    pub fn metric(&self, series: &str) -> f64 {
+        let Some((200, text)) = self.get("/metrics") else {
+            panic!(
+                "{}: /metrics does not answer\n{}",
+                self.name,
+                self.describe()
+            );
+        };
+        text.lines()
+            .find_map(|line| {
+                let (name, value) = line.rsplit_once(' ')?;
+                (name == series).then(|| value.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("{}: no metric series `{series}` in\n{text}", self.name))
+    }
+
     /// `POST path` with a JSON `body` and, when given, `Authorization:
     /// Bearer <token>`: the status code and the body.
     pub fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
@@ -640,6 +660,28 @@ impl Status {
     pub fn revocations(&self, pipeline: &str) -> u64 {
         self.pipeline(pipeline)
             .and_then(|p| p["revocations"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// The partitions of pipeline `name` that wait for their state to be
+    /// restored, as (topic, partition).
+    pub fn restoring(&self, pipeline: &str) -> Vec<(String, i64)> {
+        self.pipeline(pipeline)
+            .and_then(|p| p["restoring"].as_array())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|p| {
+                        Some((p["topic"].as_str()?.to_owned(), p["partition"].as_i64()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Events pipeline `name` processed since the process started.
+    pub fn events(&self, pipeline: &str) -> u64 {
+        self.pipeline(pipeline)
+            .and_then(|p| p["events"].as_u64())
             .unwrap_or(0)
     }
 

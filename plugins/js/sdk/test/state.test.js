@@ -1,7 +1,13 @@
-// Unit tests of sluice-sdk/state: the per-event overlay, the public API on
-// the in-memory store, and the batch loop's apply-or-discard per event.
+// Unit tests of sluice-sdk/state: the per-event state rule
+// (plugins/state-rule.json, its one statement) replayed case by case on the
+// in-memory store, through the probe's interpreter that tests/guest_state.rs
+// replays it with in the real host
+// (plugins/fixtures/state-sdk-probe-js/probe.js); then what the file does
+// not state: the host calls the overlay makes, the batch loop, and the
+// errors of this SDK's API.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { beforeEach, describe, it } from 'node:test';
 
 import { Event, Invalid, Output, Retryable } from '../index.js';
@@ -9,10 +15,101 @@ import { bind } from '../runtime.js';
 import * as state from '../state.js';
 import { MemoryStore, Overlay, StateError, testing } from '../state.js';
 import { usesState } from '../build.mjs';
+import { probe } from '../../../fixtures/state-sdk-probe-js/probe.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const b = (s) => s; // keys are binary strings inside the overlay; ASCII here
+const RULE = new URL('../../../state-rule.json', import.meta.url);
+const probeProcess = probe({ state, Invalid, Output, Retryable });
+
+/** A string's UTF-8, or {"base64": ...}, as a binary string (one char per byte). */
+function ruleBinary(value) {
+  return typeof value === 'string' ? String.fromCharCode(...enc.encode(value)) : atob(value.base64);
+}
+
+/** The [key, value] entries (binary strings) a {"fill": P, "from": A, "to": B} item stands for, or null. */
+function ruleFill(item) {
+  if (item === null || typeof item !== 'object' || !Object.hasOwn(item, 'fill')) return null;
+  const entries = [];
+  for (let i = item.from; i < item.to; i++) entries.push([ruleBinary(`${item.fill}${String(i).padStart(4, '0')}`), String(i)]);
+  return entries;
+}
+
+/** A state as a Map of binary strings. */
+function ruleState(items) {
+  const entries = new Map();
+  for (const item of items) {
+    for (const [key, value] of ruleFill(item) ?? [[ruleBinary(item[0]), ruleBinary(item[1])]]) entries.set(key, value);
+  }
+  return new Map([...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** A list of keys and fill items, as the probe answers it. */
+function ruleKeys(items) {
+  const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  return items
+    .flatMap((item) => (ruleFill(item) ?? [[ruleBinary(item)]]).map(([key]) => key))
+    .map((key) => {
+      const bytes = Uint8Array.from(key, (c) => c.charCodeAt(0));
+      try {
+        return strict.decode(bytes);
+      } catch {
+        return { base64: btoa(key) };
+      }
+    });
+}
+
+/** The in-memory state as a Map of binary strings. */
+function binaryState() {
+  const out = new Map();
+  for (const [key, value] of testing.state({ raw: true })) {
+    out.set(String.fromCharCode(...key), String.fromCharCode(...value));
+  }
+  return out;
+}
+
+/** How the probe ended an event, and its answers. */
+function runEvent(request) {
+  try {
+    const [output] = testing.process(probeProcess, Event.create({ value: enc.encode(request) }));
+    return ['ok', JSON.parse(dec.decode(output.value))];
+  } catch (err) {
+    if (err instanceof Invalid) return ['invalid', JSON.parse(err.message)];
+    if (err instanceof Retryable) return ['retryable', JSON.parse(err.message)];
+    assert.ok(err.message.startsWith('trap after '), err.message);
+    return ['trap', JSON.parse(err.message.slice('trap after '.length))];
+  }
+}
+
+describe('the state rule (plugins/state-rule.json)', () => {
+  beforeEach(() => testing.reset());
+
+  it('every case, answer and state', () => {
+    const { cases } = JSON.parse(readFileSync(RULE, 'utf8'));
+    assert.ok(cases.length > 0);
+    for (const testCase of cases) {
+      testing.setState([...ruleState(testCase.state)].map(([k, v]) => [Uint8Array.from(k, (c) => c.charCodeAt(0)), Uint8Array.from(v, (c) => c.charCodeAt(0))]));
+      testCase.events.forEach((event, i) => {
+        const at = `${testCase.name}, event ${i + 1}`;
+        const commands = event.run.map(([command]) => command);
+        const [end, answers] = runEvent(JSON.stringify({ run: commands, end: event.end }));
+        assert.equal(end, event.end, at);
+        assert.equal(answers.length, commands.length, at);
+        event.run.forEach(([command, want], j) => {
+          const got = answers[j];
+          if (command[0] === 'keys' || command[0] === 'next') want = ruleKeys(want);
+          if (want !== null && typeof want === 'object' && Object.hasOwn(want, 'invalid')) {
+            // A failed JSON read: the rest is the parser's words.
+            assert.ok(got?.invalid?.startsWith(want.invalid), `${at}: ${JSON.stringify(command)} -> ${JSON.stringify(got)}`);
+          } else {
+            assert.deepEqual(got, want, `${at}: ${JSON.stringify(command)}`);
+          }
+        });
+        assert.deepEqual(binaryState(), ruleState(event.state), `${at}: the state after it`);
+      });
+    }
+  });
+});
 
 /** A store that records the calls it gets. */
 class Recording extends MemoryStore {
@@ -52,27 +149,25 @@ class Recording extends MemoryStore {
 
 const allKeys = (overlay, store, prefix, page) => [...overlay.keys(store, prefix, page)];
 
-describe('Overlay', () => {
-  it('reads see the event\'s writes and only commit reaches the host', () => {
+describe('Overlay: the host calls behind the rule', () => {
+  it('only reads of keys the event did not write reach the host; commit sends the writes in key order', () => {
     const store = new Recording([['a', '1'], ['b', '2']]);
     const o = new Overlay();
-    o.set(b('a'), enc.encode('10'));
-    o.delete(b('b'));
-    o.set(b('c'), enc.encode('3'));
-    assert.equal(dec.decode(o.get(store, 'a')), '10');
-    assert.equal(o.get(store, 'b'), undefined);
-    assert.equal(o.exists(store, 'b'), false);
-    assert.equal(o.exists(store, 'c'), true);
-    assert.equal(o.get(store, 'z'), undefined);
-    assert.deepEqual(store.calls, ['get z'], 'only the key the event did not write');
+    o.set('a', enc.encode('10'));
+    o.delete('b');
+    o.set('c', enc.encode('3'));
+    for (const key of ['a', 'b', 'c', 'z']) {
+      o.get(store, key);
+      o.exists(store, key);
+    }
+    assert.deepEqual(store.calls, ['get z', 'exists z']);
     assert.equal(store.map.size, 2, 'nothing written yet');
     store.calls.length = 0;
     o.commit(store);
     assert.deepEqual(store.calls, ['set a=10', 'delete b', 'set c=3']);
-    assert.deepEqual(store.entries(), [['a', '10'], ['c', '3']]);
   });
 
-  it('keys merge the host pages with the writes', () => {
+  it('keys merge the host pages with the writes at any page size', () => {
     const store = new Recording(['k/1', 'k/2', 'k/3', 'k/5', 'k/6', 'other'].map((k) => [k, '']));
     const o = new Overlay();
     o.delete('k/2');
@@ -86,39 +181,29 @@ describe('Overlay', () => {
     }
     store.calls.length = 0;
     allKeys(o, store, 'k/', 2);
-    assert.deepEqual(store.calls, [
-      'list k/ after undefined limit 2',
-      'list k/ after k/2 limit 2',
-      'list k/ after k/5 limit 2',
-    ]);
-    assert.equal(allKeys(o, store, '', 2).length, 8);
-    assert.deepEqual(allKeys(o, store, 'none', 2), []);
+    assert.deepEqual(
+      store.calls,
+      ['list k/ after undefined limit 2', 'list k/ after k/2 limit 2', 'list k/ after k/5 limit 2'],
+      'pages follow the cursor; a short page ends the listing',
+    );
   });
 
-  it('delete_prefix counts, hides, and is applied before later writes', () => {
+  it('a prefix deletion is sent before the later writes', () => {
     const store = new Recording([['p/1', 'a'], ['p/2', 'b'], ['q', 'c']]);
     const o = new Overlay();
     o.set('p/3', enc.encode('new'));
-    o.delete('p/1');
-    assert.equal(o.deletePrefix(store, 'p/'), 2);
-    assert.equal(o.get(store, 'p/2'), undefined);
-    assert.equal(o.exists(store, 'p/3'), false);
-    assert.deepEqual(allKeys(o, store, 'p', 2), []);
-    assert.equal(o.deletePrefix(store, 'p/'), 0);
+    o.deletePrefix(store, 'p/');
     o.set('p/2', enc.encode('again'));
-    assert.equal(dec.decode(o.get(store, 'p/2')), 'again');
-    assert.deepEqual(allKeys(o, store, '', 2), ['p/2', 'q']);
     store.calls.length = 0;
     o.commit(store);
     assert.deepEqual(store.calls, ['delete_prefix p/', 'set p/2=again']);
-    assert.deepEqual(store.entries(), [['p/2', 'again'], ['q', 'c']]);
   });
 
   it('a wider prefix deletion replaces a narrower one; an empty overlay commits nothing', () => {
     const store = new Recording([['ab/1', ''], ['ac', '']]);
     const o = new Overlay();
-    assert.equal(o.deletePrefix(store, 'ab'), 1);
-    assert.equal(o.deletePrefix(store, 'a'), 1);
+    o.deletePrefix(store, 'ab');
+    o.deletePrefix(store, 'a');
     store.calls.length = 0;
     o.commit(store);
     assert.deepEqual(store.calls, ['delete_prefix a']);
@@ -130,75 +215,17 @@ describe('Overlay', () => {
   });
 });
 
-/** Sets from `key=value`, deletes from `-key`, clears from `*prefix`; fails (after writing) on a trailing `!`. */
-function writer(event) {
-  let command = event.valueString();
-  const fail = command.endsWith('!');
-  if (fail) command = command.slice(0, -1);
-  let out;
-  if (command.startsWith('-')) {
-    state.delete(command.slice(1));
-    out = `deleted ${command.slice(1)}`;
-  } else if (command.startsWith('*')) {
-    out = `cleared ${state.deletePrefix(command.slice(1))}`;
-  } else {
-    const [key, value] = command.split('=');
-    state.set(key, value);
-    out = `${key}=${dec.decode(state.get(key))}`;
-  }
-  if (fail) throw new Retryable('asked to fail');
-  return [new Output(enc.encode(out))];
-}
-
-function runOne(command) {
-  try {
-    return dec.decode(testing.process(writer, Event.create({ value: command }))[0].value);
-  } catch (err) {
-    if (err instanceof Retryable) return `retryable: ${err.message}`;
-    throw err;
-  }
-}
-
 describe('sluice-sdk/state', () => {
   beforeEach(() => testing.reset());
 
-  it('failed events leave no trace', () => {
-    testing.setState({ a: '1', 'b/1': '2', 'b/2': '3' });
-    for (const command of ['a=9!', '-a!', '*b/!']) assert.equal(runOne(command), 'retryable: asked to fail');
-    assert.deepEqual([...testing.state()], [['a', '1'], ['b/1', '2'], ['b/2', '3']]);
-    assert.equal(runOne('a=9'), 'a=9');
-    assert.equal(runOne('*b/'), 'cleared 2');
-    assert.equal(runOne('-a'), 'deleted a');
-    assert.equal(runOne('c=1'), 'c=1');
-    assert.deepEqual([...testing.state()], [['c', '1']]);
-  });
-
-  it('keys, exists, and bytes keys', () => {
-    testing.setState([['account/ACC-2', '20'], ['config/x', '1'], [new Uint8Array([0xff]), 'x']]);
-    const keys = testing.withEvent(() => {
-      state.set('account/ACC-1', '10');
-      assert.equal(state.exists(enc.encode('account/ACC-1')), true);
-      assert.equal(state.exists('nope'), false);
-      assert.deepEqual([...state.keys(new Uint8Array([0xff]))], [new Uint8Array([0xff])]);
-      return state.keyStrings('account/');
-    });
-    assert.deepEqual(keys, ['account/ACC-1', 'account/ACC-2']);
-    assert.equal(testing.state().size, 4);
-  });
-
-  it('JSON helpers', () => {
-    testing.setState([['bad', '{'], [new Uint8Array([0xff]), 'nan']]);
+  it('JSON helpers in JavaScript', () => {
     testing.withEvent(() => {
-      assert.equal(state.getJson('none'), undefined);
-      state.setJson('acc', { cents: 5, name: 'é' });
-      assert.deepEqual(state.getJson('acc'), { cents: 5, name: 'é' });
-      assert.throws(() => state.getJson('bad'), (err) => err instanceof Invalid && err.message.startsWith('state value of key `bad` is not the expected JSON: '));
-      assert.throws(() => state.getJson(new Uint8Array([0xff])), /state value of key `\\xff` is not the expected JSON/);
       assert.throws(() => state.setJson('big', 1n), (err) => err instanceof Invalid && err.message.startsWith('cannot serialize state value as JSON: '));
       assert.throws(() => state.setJson('fn', () => 1), { message: 'cannot serialize state value as JSON: function has no JSON form' });
       assert.equal(state.exists('big'), false);
+      assert.equal(state.exists('fn'), false);
     });
-    assert.equal(testing.state().get('acc'), '{"cents":5,"name":"é"}');
+    assert.equal(testing.state().size, 0);
   });
 
   it('outside an event, state throws StateError', () => {
@@ -208,20 +235,15 @@ describe('sluice-sdk/state', () => {
     assert.throws(() => testing.withEvent(() => state.get(1)), /a state key must be a string or a Uint8Array, got number/);
   });
 
-  it('keys snapshot the event\'s writes when called', () => {
-    const keys = testing.withEvent(() => {
-      state.set('k/1', '');
-      const iterator = state.keys('k/');
-      state.set('k/2', ''); // after the call: not in this listing
-      return [...iterator].map((k) => dec.decode(k));
-    });
-    assert.deepEqual(keys, ['k/1']);
-  });
-
   it('keys do not outlive their event', () => {
     testing.setState({ k: '' });
     const keys = testing.withEvent(() => state.keys(''));
     assert.throws(() => testing.withEvent(() => keys.next()), /advanced after the event it was created in/);
+  });
+
+  it('keyStrings decodes the keys', () => {
+    testing.setState({ 'a/1': '', 'a/2': '', b: '' });
+    assert.deepEqual(testing.withEvent(() => state.keyStrings('a/')), ['a/1', 'a/2']);
   });
 
   it('an async process keeps its overlay until its Promise settles', async () => {
@@ -244,19 +266,28 @@ describe('sluice-sdk/state', () => {
 describe('the batch loop with state', () => {
   beforeEach(() => testing.reset());
 
+  const raw = (run, end = 'ok') => ({
+    topic: 'in', partition: 0, offset: 0n, timestampMs: undefined, key: undefined,
+    value: enc.encode(JSON.stringify({ run, end })), headers: [],
+  });
+
   it('applies or discards per event', () => {
-    const raw = (v) => ({ topic: 'in', partition: 0, offset: 0n, timestampMs: undefined, key: undefined, value: enc.encode(v), headers: [] });
-    const { init, process } = bind({ process: writer }, () => {});
+    const { init, process } = bind({ process: probeProcess }, () => {});
     assert.deepEqual(init([]), { tag: 'ok', val: undefined });
-    const outcomes = process(['a=1', 'b=2!', 'a=3', '*'].map(raw));
+    const outcomes = process([
+      raw([['set', 'a', '1']]),
+      raw([['set', 'b', '2']], 'retryable'),
+      raw([['set', 'a', '3']]),
+      raw([['delete_prefix', '']]),
+    ]);
     const summary = outcomes.map((o) => (o.tag === 'ok' ? dec.decode(o.val[0].value) : `${o.val.tag}: ${o.val.val}`));
     // The last event saw the first and third events' writes, not the second's.
-    assert.deepEqual(summary, ['a=1', 'retryable: asked to fail', 'a=3', 'cleared 1']);
+    assert.deepEqual(summary, ['[null]', 'retryable: [null]', '[null]', '[1]']);
     assert.equal(testing.state().size, 0);
   });
 
   it('state in init refuses the plugin', () => {
-    const { init } = bind({ init: () => state.get('k'), process: writer }, () => {});
+    const { init } = bind({ init: () => state.get('k'), process: probeProcess }, () => {});
     const refused = init([]);
     assert.equal(refused.tag, 'err');
     assert.match(refused.val, /^StateError: sluice-sdk\/state get: state is only available/);

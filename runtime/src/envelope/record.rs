@@ -4,7 +4,7 @@
 //! Sluice did not write, with why it is not a dead letter.
 //!
 //! The context begins at the record's last `sluice.error.kind` header (see
-//! [`crate::dlq`]): what comes before it are the original headers, also
+//! [`crate::envelope`]): what comes before it are the original headers, also
 //! `sluice.*` ones from an earlier pass through Sluice.
 
 use std::fmt;
@@ -12,9 +12,9 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::select::FOREIGN;
-use crate::exec;
+use super::FOREIGN;
 use crate::headers as header;
+use crate::json_lines;
 use crate::plugin::Event;
 
 /// Where a record is on the DLQ topic.
@@ -135,7 +135,7 @@ impl DlqRecord {
             fields.insert("dlq_partition".into(), json!(at.partition));
             fields.insert("dlq_offset".into(), json!(at.offset));
         }
-        let mut line = exec::event_json(event);
+        let mut line = json_lines::event_json(event);
         line.insert("sluice".into(), context);
         Value::Object(line)
     }
@@ -213,8 +213,8 @@ fn envelope(record: &Event) -> Result<(Event, Context), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dlq::{Culprit, DeadLetter};
-    use crate::plugin::{Failure, FailureKind};
+    use crate::envelope::{Culprit, DeadLetter};
+    use crate::failure::{Failure, FailureKind};
 
     fn original() -> Event {
         Event {
@@ -363,7 +363,7 @@ mod tests {
             ),
             (&json!("orders-dlq"), &json!(0), &json!(7))
         );
-        let event = exec::parse_event(&line.to_string(), 0).expect("exec reads it");
+        let event = json_lines::parse_event(&line.to_string(), 0).expect("exec reads it");
         assert_eq!(event.offset, 41);
         assert_eq!(event.headers.len(), 2);
     }
