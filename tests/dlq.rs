@@ -7,7 +7,7 @@
 //! dry run that writes and commits nothing, the redrive, and a redrive
 //! that has nothing left to do; and bad input.
 //!
-//!     cargo test --release -p sluice --test dlq
+//!     cargo test --release -p sluice --test e2e dlq::
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -13,7 +13,7 @@
 //! documented way: written under a temporary name in the same directory,
 //! then renamed over the old file.
 //!
-//!     cargo test --release -p sluice --test hot_reload
+//!     cargo test --release -p sluice --test e2e hot_reload::
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 //! plugins must be built (`scripts/build-plugins`); tansu comes from
 //! `scripts/setup`.
 //!
-//!     cargo test --release -p sluice --test ops
+//!     cargo test --release -p sluice --test e2e ops::
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -5,7 +5,7 @@
 //! pipeline, a dead letter and its reason, and markup in an event's value
 //! and headers as text: none of it becomes an element or runs.
 //!
-//!     cargo test --release -p sluice --test page
+//!     cargo test --release -p sluice --test e2e page::
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
