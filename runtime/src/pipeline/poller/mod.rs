@@ -156,7 +156,7 @@ impl Poller {
             keeps_state,
             recovering: Recovering::default(),
             stopped: FxHashSet::default(),
-            txn: commit_interval.map(Txn::new),
+            txn: commit_interval.map(|interval| Txn::new(interval, Instant::now())),
             refused,
         }
     }
@@ -305,8 +305,7 @@ impl Poller {
                     // aborted, and the partitions kept go back to their
                     // last commit.
                     if revoked && let Some(txn) = &mut self.txn {
-                        txn.doomed
-                            .get_or_insert_with(|| "partitions were revoked".to_owned());
+                        txn.doom(|| "partitions were revoked".to_owned());
                     }
                 }
             }
@@ -401,11 +400,7 @@ impl Poller {
             }
         }
         if self.txn.is_some() {
-            if self
-                .txn
-                .as_ref()
-                .is_some_and(|t| t.doomed.is_some() || t.aborting.is_some())
-            {
+            if self.txn.as_ref().is_some_and(Txn::is_doomed) {
                 let _ = self.sink.producer().abort_transaction(TXN_TIMEOUT);
             } else {
                 self.commit_transaction(false);

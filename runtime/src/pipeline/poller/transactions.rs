@@ -10,6 +10,10 @@
 //! then it aborts, begins the next transaction and hands the partitions to
 //! the recovery thread, which restores their state and finds their
 //! committed offsets; its answer rewinds and resumes them.
+//!
+//! [`Txn`] decides what is due (commit, abort, barrier, the abort's end)
+//! without touching Kafka, so those rules have unit tests of their own;
+//! the poll loop carries its decisions out.
 
 use std::time::{Duration, Instant};
 
@@ -25,38 +29,134 @@ use crate::pipeline::recovery::Job;
 use crate::pipeline::tracker::Tp;
 use crate::pipeline::worker::WorkerMsg;
 
-/// Exactly-once: the transaction open on the sink's producer.
+/// Exactly-once: where the transaction open on the sink's producer
+/// stands, and what the poll loop is to do about it. No Kafka in it: the
+/// poll loop carries its decisions out.
 pub(super) struct Txn {
     /// How often it commits.
-    pub interval: Duration,
-    pub opened: Instant,
-    /// Why it cannot commit, once a record of it failed.
-    pub doomed: Option<String>,
+    interval: Duration,
+    opened: Instant,
+    /// Why it cannot commit, once something of it failed.
+    doomed: Option<String>,
     /// An abort under way.
-    pub aborting: Option<Aborting>,
-}
-
-impl Txn {
-    pub fn new(interval: Duration) -> Self {
-        Txn {
-            interval,
-            opened: Instant::now(),
-            doomed: None,
-            aborting: None,
-        }
-    }
+    aborting: Option<Aborting>,
 }
 
 /// An abort waiting for the workers to pass its barrier.
-pub(super) struct Aborting {
+#[derive(Debug)]
+struct Aborting {
     /// The recovery job its partitions wait for; also names the barrier.
     epoch: u64,
     /// Workers told the barrier so far (an inbox may be full).
     told: Vec<bool>,
     /// Workers that passed it.
     passed: usize,
-    /// When it gives up waiting for a worker.
+    /// When it stops waiting for the workers.
     deadline: Instant,
+}
+
+/// What the poll loop is to do about the transaction now.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Due {
+    /// Nothing yet.
+    Nothing,
+    /// Its interval is up: commit it.
+    Commit,
+    /// It cannot commit: start aborting it.
+    Abort,
+    /// Tell the barrier of abort `epoch` to these workers (not told yet).
+    TellBarrier { epoch: u64, workers: Vec<usize> },
+    /// Every worker passed the barrier of abort `epoch` (or the wait is
+    /// over): abort, and go back to the last commit.
+    FinishAbort { epoch: u64, late: bool },
+}
+
+impl Txn {
+    /// A transaction begun `now`, committed every `interval`.
+    pub fn new(interval: Duration, now: Instant) -> Self {
+        Txn {
+            interval,
+            opened: now,
+            doomed: None,
+            aborting: None,
+        }
+    }
+
+    /// What is due at `now`.
+    pub fn due(&self, now: Instant) -> Due {
+        if let Some(aborting) = &self.aborting {
+            let workers: Vec<usize> = (0..aborting.told.len())
+                .filter(|w| !aborting.told[*w])
+                .collect();
+            if aborting.passed >= aborting.told.len() || now >= aborting.deadline {
+                return Due::FinishAbort {
+                    epoch: aborting.epoch,
+                    late: aborting.passed < aborting.told.len(),
+                };
+            }
+            if workers.is_empty() {
+                return Due::Nothing;
+            }
+            return Due::TellBarrier {
+                epoch: aborting.epoch,
+                workers,
+            };
+        }
+        if self.doomed.is_some() {
+            Due::Abort
+        } else if now.duration_since(self.opened) >= self.interval {
+            Due::Commit
+        } else {
+            Due::Nothing
+        }
+    }
+
+    /// It cannot commit, because of `why` (the first reason is kept).
+    pub fn doom(&mut self, why: impl FnOnce() -> String) {
+        if self.aborting.is_none() {
+            self.doomed.get_or_insert_with(why);
+        }
+    }
+
+    /// Whether it cannot commit.
+    pub fn is_doomed(&self) -> bool {
+        self.doomed.is_some() || self.aborting.is_some()
+    }
+
+    /// Starts aborting: `workers` must pass barrier `epoch` by `deadline`.
+    /// Why it could not commit.
+    pub fn begin_abort(&mut self, epoch: u64, workers: usize, deadline: Instant) -> String {
+        self.aborting = Some(Aborting {
+            epoch,
+            told: vec![false; workers],
+            passed: 0,
+            deadline,
+        });
+        self.doomed.take().unwrap_or_default()
+    }
+
+    /// `worker` was told the barrier.
+    pub fn told(&mut self, worker: usize) {
+        if let Some(told) = self.aborting.as_mut().and_then(|a| a.told.get_mut(worker)) {
+            *told = true;
+        }
+    }
+
+    /// A worker passed barrier `epoch` (an older abort's is ignored).
+    pub fn passed(&mut self, epoch: u64) {
+        if let Some(aborting) = &mut self.aborting
+            && aborting.epoch == epoch
+        {
+            aborting.passed += 1;
+        }
+    }
+
+    /// The next transaction began `now` (after a commit or an abort).
+    pub fn began(&mut self, now: Instant) {
+        self.opened = now;
+        self.aborting = None;
+        self.doomed = None;
+    }
 }
 
 impl Poller {
@@ -66,12 +166,17 @@ impl Poller {
         let Some(txn) = &self.txn else {
             return;
         };
-        if txn.aborting.is_some() {
-            self.carry_on_abort();
-        } else if txn.doomed.is_some() {
-            self.begin_abort();
-        } else if txn.opened.elapsed() >= txn.interval {
-            self.commit_transaction(true);
+        match txn.due(Instant::now()) {
+            Due::Nothing => {}
+            Due::Commit => self.commit_transaction(true),
+            Due::Abort => self.begin_abort(),
+            Due::TellBarrier { epoch, workers } => self.tell_barrier(epoch, &workers),
+            Due::FinishAbort { epoch, late } => {
+                if late {
+                    tracing::error!(pipeline = %self.name, "workers did not pass the abort's barrier in time; aborting anyway");
+                }
+                self.finish_abort(epoch);
+            }
         }
     }
 
@@ -83,7 +188,7 @@ impl Poller {
     pub(super) fn commit_transaction(&mut self, reopen: bool) {
         let deadline = Instant::now() + TXN_TIMEOUT;
         while reopen && !self.tracker.is_idle() {
-            if self.txn.as_ref().is_some_and(|t| t.doomed.is_some()) {
+            if self.txn.as_ref().is_some_and(Txn::is_doomed) {
                 return self.begin_abort();
             }
             if Instant::now() >= deadline {
@@ -102,7 +207,7 @@ impl Poller {
         if tpl.count() == 0 {
             // Nothing was processed: there is nothing to commit.
             if let Some(txn) = &mut self.txn {
-                txn.opened = Instant::now();
+                txn.began(Instant::now());
             }
             if !reopen {
                 let _ = producer.abort_transaction(TXN_TIMEOUT);
@@ -139,7 +244,7 @@ impl Poller {
             Ok(()) => match producer.begin_transaction() {
                 Ok(()) => {
                     if let Some(txn) = &mut self.txn {
-                        txn.opened = Instant::now();
+                        txn.began(Instant::now());
                     }
                 }
                 Err(e) => self.fatal(&e),
@@ -169,7 +274,7 @@ impl Poller {
 
     pub(super) fn doom(&mut self, why: String) {
         if let Some(txn) = &mut self.txn {
-            txn.doomed.get_or_insert(why);
+            txn.doom(|| why);
         }
     }
 
@@ -184,11 +289,9 @@ impl Poller {
     /// processed any more, every assigned partition is paused until it is
     /// recovered, and every worker is told a barrier.
     pub(super) fn begin_abort(&mut self) {
-        let Some(txn) = &mut self.txn else {
+        if self.txn.is_none() {
             return;
-        };
-        let why = txn.doomed.take().unwrap_or_default();
-        tracing::warn!(pipeline = %self.name, why, "aborting the transaction; processing again from the last commit");
+        }
         self.metrics.transaction(false);
         self.live.clear();
         self.dispatcher.drop_parked();
@@ -196,56 +299,37 @@ impl Poller {
         let numbers = self.assigned_numbers();
         let epoch = self.hold_back(&numbers, true);
         let workers = self.dispatcher.workers();
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
         if let Some(txn) = &mut self.txn {
-            txn.aborting = Some(Aborting {
-                epoch,
-                told: vec![false; workers],
-                passed: 0,
-                deadline: Instant::now() + DRAIN_TIMEOUT,
-            });
+            let why = txn.begin_abort(epoch, workers, deadline);
+            tracing::warn!(pipeline = %self.name, why, "aborting the transaction; processing again from the last commit");
         }
-        self.carry_on_abort();
+        self.end_transaction_if_due();
     }
 
     /// A worker passed the barrier of the abort `epoch`.
     pub(super) fn barrier_passed(&mut self, epoch: u64) {
-        if let Some(aborting) = self.txn.as_mut().and_then(|t| t.aborting.as_mut())
-            && aborting.epoch == epoch
-        {
-            aborting.passed += 1;
+        if let Some(txn) = &mut self.txn {
+            txn.passed(epoch);
         }
     }
 
-    /// Tells the barrier to the workers not told yet; once every worker
-    /// passed it, finishes the abort.
-    fn carry_on_abort(&mut self) {
-        let Some(aborting) = self.txn.as_mut().and_then(|t| t.aborting.as_mut()) else {
-            return;
-        };
-        for (worker, told) in aborting.told.iter_mut().enumerate() {
-            if !*told {
-                *told = self
-                    .dispatcher
-                    .try_tell(worker, WorkerMsg::Barrier(aborting.epoch));
+    /// Tells the barrier of abort `epoch` to `workers`, as far as their
+    /// inboxes have room (the others are told on a later round).
+    fn tell_barrier(&mut self, epoch: u64, workers: &[usize]) {
+        for &worker in workers {
+            if self.dispatcher.try_tell(worker, WorkerMsg::Barrier(epoch))
+                && let Some(txn) = &mut self.txn
+            {
+                txn.told(worker);
             }
         }
-        if aborting.passed < aborting.told.len() {
-            if Instant::now() < aborting.deadline {
-                return;
-            }
-            tracing::error!(pipeline = %self.name, "workers did not pass the abort's barrier in time; aborting anyway");
-        }
-        let epoch = aborting.epoch;
-        self.finish_abort(epoch);
     }
 
     /// Aborts the transaction, gives every assigned partition a new
     /// generation, begins the next transaction and asks the recovery
     /// thread for the partitions' state and committed offsets.
     fn finish_abort(&mut self, epoch: u64) {
-        if let Some(txn) = &mut self.txn {
-            txn.aborting = None;
-        }
         if let Err(e) = self.sink.clone().producer().abort_transaction(TXN_TIMEOUT) {
             return self.fatal(&e);
         }
@@ -260,7 +344,7 @@ impl Poller {
             return self.fatal(&e);
         }
         if let Some(txn) = &mut self.txn {
-            txn.opened = Instant::now();
+            txn.began(Instant::now());
         }
         let numbers = self.assigned_numbers();
         self.send_job(Job {
@@ -280,5 +364,98 @@ impl Poller {
         numbers.sort_unstable();
         numbers.dedup();
         numbers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn commits_once_its_interval_is_up() {
+        let t0 = Instant::now();
+        let mut txn = Txn::new(SECOND, t0);
+        assert_eq!(txn.due(t0), Due::Nothing);
+        assert_eq!(txn.due(t0 + SECOND), Due::Commit);
+        txn.began(t0 + SECOND);
+        assert_eq!(txn.due(t0 + SECOND + SECOND / 2), Due::Nothing);
+    }
+
+    #[test]
+    fn a_doomed_transaction_aborts_at_once_with_its_first_reason() {
+        let t0 = Instant::now();
+        let mut txn = Txn::new(SECOND, t0);
+        txn.doom(|| "a record of in/0 could not be written".to_owned());
+        txn.doom(|| "partitions were revoked".to_owned());
+        assert!(txn.is_doomed());
+        assert_eq!(txn.due(t0), Due::Abort, "no need to wait for the interval");
+        assert_eq!(
+            txn.begin_abort(7, 2, t0 + SECOND),
+            "a record of in/0 could not be written"
+        );
+        assert!(txn.is_doomed(), "until the next one begins");
+    }
+
+    #[test]
+    fn an_abort_tells_every_worker_then_waits_for_all_of_them() {
+        let t0 = Instant::now();
+        let mut txn = Txn::new(SECOND, t0);
+        txn.doom(|| "x".to_owned());
+        txn.begin_abort(3, 2, t0 + 30 * SECOND);
+        assert_eq!(
+            txn.due(t0),
+            Due::TellBarrier {
+                epoch: 3,
+                workers: vec![0, 1]
+            }
+        );
+        // Worker 1's inbox was full: only it is told again.
+        txn.told(0);
+        assert_eq!(
+            txn.due(t0),
+            Due::TellBarrier {
+                epoch: 3,
+                workers: vec![1]
+            }
+        );
+        txn.told(1);
+        assert_eq!(txn.due(t0), Due::Nothing);
+        // A barrier of an earlier abort does not count.
+        txn.passed(2);
+        txn.passed(3);
+        assert_eq!(txn.due(t0), Due::Nothing);
+        // A doom meanwhile changes nothing: it is aborting already.
+        txn.doom(|| "again".to_owned());
+        txn.passed(3);
+        assert_eq!(
+            txn.due(t0),
+            Due::FinishAbort {
+                epoch: 3,
+                late: false
+            }
+        );
+        txn.began(t0 + SECOND);
+        assert!(!txn.is_doomed());
+        assert_eq!(txn.due(t0 + SECOND), Due::Nothing);
+    }
+
+    #[test]
+    fn an_abort_stops_waiting_for_workers_at_its_deadline() {
+        let t0 = Instant::now();
+        let mut txn = Txn::new(SECOND, t0);
+        txn.begin_abort(1, 2, t0 + 30 * SECOND);
+        txn.told(0);
+        txn.told(1);
+        txn.passed(1);
+        assert_eq!(txn.due(t0 + 29 * SECOND), Due::Nothing);
+        assert_eq!(
+            txn.due(t0 + 30 * SECOND),
+            Due::FinishAbort {
+                epoch: 1,
+                late: true
+            }
+        );
     }
 }
