@@ -328,3 +328,78 @@ fn exactly_once_an_output_the_broker_refuses_is_dead_lettered_without_looping() 
         "in order (the mock cluster shows aborted records too)"
     );
 }
+
+#[test]
+fn a_stop_does_not_wait_out_a_retry_backoff() {
+    // An event the plugin asks to retry, with a two-minute backoff: the
+    // worker waits on its inbox, so the stop ends the wait at once. The
+    // event is neither retried nor dead-lettered nor committed: the next
+    // run processes it again.
+    let cluster = cluster(None);
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pipeline = "stops-in-backoff";
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{bootstrap}"
+[kafka.consumer]
+"session.timeout.ms" = 6000
+[plugins]
+dir = "{plugins}"
+[[pipeline]]
+name = "{pipeline}"
+inputs = ["in"]
+plugin = "hostile"
+output = "out"
+dlq = "dlq"
+group_id = "g"
+[pipeline.retry]
+attempts = 3
+backoff_ms = 120000
+max_backoff_ms = 120000
+"#,
+        plugins = plugins_dir().join("fixtures").display()
+    );
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, &text).expect("write config");
+    let mut supervisor =
+        Supervisor::start(engine(), Config::load(&path).expect("valid")).expect("starts");
+    produce(&bootstrap, "in", &[("k".to_owned(), "retry".to_owned())]);
+
+    // The batch is in its backoff once its first attempt was counted.
+    let metrics = sluice::metrics::global().pipeline(pipeline);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while metrics.events.get() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the event was never processed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Stopping must not take the backoff's two minutes.
+    let stopping = std::time::Instant::now();
+    supervisor.stop();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(60),
+        "the stop waited out the retry backoff ({:?})",
+        stopping.elapsed()
+    );
+    assert_eq!(metrics.retries.get(), 0, "no retry was made");
+    let mut reader = Reader::new(&bootstrap, &["out", "dlq"]);
+    assert_eq!(
+        reader.poll_for(Duration::from_secs(2)),
+        0,
+        "{:?}",
+        reader.records()
+    );
+    assert_eq!(
+        committed(&bootstrap, "g", "in")
+            .values()
+            .flatten()
+            .sum::<i64>(),
+        0,
+        "the event's offset is not committed"
+    );
+}

@@ -186,3 +186,44 @@ impl Drop for EpochTicker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+    use std::path::Path;
+
+    use super::*;
+
+    /// The options an environment of `vars` asks for.
+    fn options(vars: &[(&str, &str)]) -> EngineOptions {
+        EngineOptions::from_env(&|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    fn cache_dir(options: &EngineOptions) -> Option<&Path> {
+        options.cache.as_ref().map(ComponentCache::dir)
+    }
+
+    #[test]
+    fn options_come_from_the_environment_given() {
+        let home = options(&[("HOME", "/home/me")]);
+        assert_eq!(cache_dir(&home), Some(Path::new("/home/me/.cache/sluice")));
+        assert!(!home.perf_map);
+
+        let xdg = options(&[("HOME", "/home/me"), ("XDG_CACHE_HOME", "/xdg")]);
+        assert_eq!(cache_dir(&xdg), Some(Path::new("/xdg/sluice")));
+
+        let set = options(&[("SLUICE_CACHE_DIR", "/c"), ("SLUICE_PERFMAP", "1")]);
+        assert_eq!(cache_dir(&set), Some(Path::new("/c")));
+        assert!(set.perf_map);
+
+        assert_eq!(cache_dir(&options(&[("SLUICE_CACHE_DIR", "off")])), None);
+        // Nowhere to keep it.
+        assert_eq!(cache_dir(&options(&[])), None);
+        // Empty is unset.
+        assert!(!options(&[("SLUICE_PERFMAP", "")]).perf_map);
+    }
+}
