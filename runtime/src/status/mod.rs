@@ -128,8 +128,9 @@ impl Status {
 
     /// `/readyz` at `now_ms`: ready when not draining, no configured
     /// pipeline failed, and every running one has its plugins loaded (it
-    /// exists only then), has joined its group and is not stuck in a
-    /// rebalance for longer than [`REBALANCE_BOUND_MS`].
+    /// exists only then), has joined its group, has no partition stopped
+    /// and is not stuck in a rebalance for longer than
+    /// [`REBALANCE_BOUND_MS`].
     pub fn readiness(&self, now_ms: i64) -> Probe {
         let mut why = Vec::new();
         if self.draining.load(Ordering::Relaxed) {
@@ -223,6 +224,7 @@ impl Status {
                 plugins: Vec::new(),
                 assigned: Vec::new(),
                 restoring: Vec::new(),
+                stopped: Vec::new(),
                 lag: Vec::new(),
                 revocations: 0,
                 joined: false,
@@ -284,6 +286,10 @@ pub struct PipelineView {
     /// exactly-once after an abort, for their committed offsets): paused
     /// meanwhile, while the others go on.
     pub restoring: Vec<Partition>,
+    /// Those of them whose state could not be restored (a changelog
+    /// record Sluice cannot read), with why: their events stay unread
+    /// until they are assigned again, and `/readyz` says so.
+    pub stopped: Vec<StoppedPartition>,
     /// The consumer lag of each of them, once librdkafka's statistics
     /// reported it.
     pub lag: Vec<PartitionLag>,
@@ -307,6 +313,14 @@ pub struct PipelineView {
 pub struct Partition {
     pub topic: String,
     pub partition: i32,
+}
+
+/// An assigned partition that stopped, and why.
+#[derive(Debug, Serialize)]
+pub struct StoppedPartition {
+    pub topic: String,
+    pub partition: i32,
+    pub why: String,
 }
 
 /// The consumer lag of an assigned partition: `sluice_consumer_lag`.

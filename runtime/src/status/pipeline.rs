@@ -2,7 +2,7 @@
 //! plugin versions, assignment, rebalances, heartbeat and latest dead
 //! letters, and its view for `/api/status`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{
     Coordinates, DeadLetterRing, HEARTBEAT_BOUND_MS, Partition, PartitionLag, PipelineView,
-    REBALANCE_BOUND_MS, RecentDeadLetter,
+    REBALANCE_BOUND_MS, RecentDeadLetter, StoppedPartition,
 };
 use crate::clock::now_ms;
 use crate::config::PipelineConfig;
@@ -40,6 +40,9 @@ pub struct PipelineStatus {
     /// Assigned partitions that wait for their state (or, after an
     /// abort, their committed offsets): paused until recovered.
     restoring: Mutex<BTreeSet<(String, i32)>>,
+    /// Assigned partitions whose state could not be restored, with why:
+    /// their events stay unread until they are assigned again.
+    stopped: Mutex<BTreeMap<(String, i32), String>>,
     revocations: AtomicU64,
     /// Set by the first rebalance that assigned it partitions (possibly
     /// none: another member may hold them all). Until then it is starting.
@@ -67,6 +70,7 @@ impl PipelineStatus {
             plugins: Mutex::new(versions(plugins, now)),
             assigned: Mutex::new(BTreeSet::new()),
             restoring: Mutex::new(BTreeSet::new()),
+            stopped: Mutex::new(BTreeMap::new()),
             revocations: AtomicU64::new(0),
             joined: AtomicBool::new(false),
             heartbeat_ms: AtomicI64::new(now),
@@ -131,6 +135,7 @@ impl PipelineStatus {
     pub fn revoked(&self, topic: &str, partition: i32) {
         self.assigned.lock().remove(&(topic.to_owned(), partition));
         self.restoring.lock().remove(&(topic.to_owned(), partition));
+        self.stopped.lock().remove(&(topic.to_owned(), partition));
         self.revocations.fetch_add(1, Ordering::Relaxed);
         let _ = self.rebalancing_since_ms.compare_exchange(
             0,
@@ -150,6 +155,17 @@ impl PipelineStatus {
         } else {
             restoring.remove(&key);
         }
+    }
+
+    /// An assigned partition stopped because its state could not be
+    /// restored (`Some(why)`), or goes on (`None`).
+    pub fn stopped(&self, topic: &str, partition: i32, why: Option<String>) {
+        let key = (topic.to_owned(), partition);
+        let mut stopped = self.stopped.lock();
+        match why {
+            Some(why) => stopped.insert(key, why),
+            None => stopped.remove(&key),
+        };
     }
 
     /// The broker acknowledged `dead_letter` at `dlq`.
@@ -173,6 +189,12 @@ impl PipelineStatus {
         if !self.joined.load(Ordering::Relaxed) {
             return Some(format!(
                 "pipeline `{}` has not joined its group yet",
+                self.name()
+            ));
+        }
+        if let Some(((topic, partition), why)) = self.stopped.lock().iter().next() {
+            return Some(format!(
+                "pipeline `{}`: partition {topic}/{partition} is stopped: {why}",
                 self.name()
             ));
         }
@@ -237,6 +259,16 @@ impl PipelineStatus {
                 .map(|(topic, partition)| Partition {
                     topic: topic.clone(),
                     partition: *partition,
+                })
+                .collect(),
+            stopped: self
+                .stopped
+                .lock()
+                .iter()
+                .map(|((topic, partition), why)| StoppedPartition {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    why: why.clone(),
                 })
                 .collect(),
             revocations: self.revocations.load(Ordering::Relaxed),

@@ -92,6 +92,45 @@ fn ready_once_every_pipeline_joined_and_not_while_failed_or_draining() {
 }
 
 #[test]
+fn a_partition_being_restored_or_stopped_shows_and_a_stopped_one_is_not_ready() {
+    let status = Status::default();
+    let a = Arc::new(PipelineStatus::new(&config("a"), Vec::new()));
+    status.started(a.clone());
+    a.assigned([("in", 0), ("in", 1)]);
+    a.joined();
+    a.restoring("in", 0, true);
+    a.restoring("in", 1, true);
+    let view = || serde_json::to_value(status.view()).expect("serializes")["pipelines"][0].clone();
+    assert_eq!(
+        view()["restoring"],
+        serde_json::json!([{"topic": "in", "partition": 0}, {"topic": "in", "partition": 1}])
+    );
+    assert_eq!(
+        status.readiness(now_ms()),
+        Ok(()),
+        "restoring is not unready"
+    );
+
+    a.restoring("in", 0, false);
+    a.restoring("in", 1, false);
+    a.stopped("in", 1, Some("a record Sluice cannot read".into()));
+    assert_eq!(view()["restoring"], serde_json::json!([]));
+    assert_eq!(
+        view()["stopped"],
+        serde_json::json!([{"topic": "in", "partition": 1, "why": "a record Sluice cannot read"}])
+    );
+    assert_eq!(
+        status.readiness(now_ms()),
+        Err("pipeline `a`: partition in/1 is stopped: a record Sluice cannot read".into())
+    );
+    // Assigned elsewhere, or restored on a later assignment: gone.
+    a.revoked("in", 1);
+    a.joined();
+    assert_eq!(view()["stopped"], serde_json::json!([]));
+    assert_eq!(status.readiness(now_ms()), Ok(()));
+}
+
+#[test]
 fn unhealthy_when_a_poll_thread_ends_or_stops_beating() {
     let status = Status::default();
     let a = Arc::new(PipelineStatus::new(&config("a"), Vec::new()));

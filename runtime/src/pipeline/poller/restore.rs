@@ -218,11 +218,16 @@ impl Poller {
                         self.recovering.take_held(tp);
                         self.dispatcher.forget(tp);
                         self.status.restoring(&tp.topic, tp.partition, false);
+                        self.status
+                            .stopped(&tp.topic, tp.partition, Some(e.to_string()));
                     }
                     continue;
                 }
                 Some(Ok(state)) => {
                     self.stopped.remove(&number);
+                    for tp in &tps {
+                        self.status.stopped(&tp.topic, tp.partition, None);
+                    }
                     self.dispatcher.tell_owner(
                         number,
                         WorkerMsg::Restore {
