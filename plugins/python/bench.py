@@ -74,7 +74,7 @@ def main():
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--sluice", default=os.environ.get("SLUICE", str(ROOT / "target/release/sluice")),
+    parser.add_argument("--sluice", default=os.environ.get("SLUICE_BIN", str(ROOT / "target/release/sluice")),
                         help="the host binary (default: $SLUICE, else target/release/sluice)")
     parser.add_argument("--python", default=str(HERE / "order-enrich.wasm"))
     parser.add_argument("--rust", default=str(ROOT / "plugins/order-enrich.wasm"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import support
 
-SLUICE = Path(os.environ.get("SLUICE", support.PYTHON_DIR.parents[1] / "target" / "release" / "sluice"))
+SLUICE = Path(os.environ.get("SLUICE_BIN", support.PYTHON_DIR.parents[1] / "target" / "release" / "sluice"))
 ENABLED = os.environ.get("SLUICE_COMPONENT_TESTS") == "1"
 
 

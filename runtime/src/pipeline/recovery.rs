@@ -143,10 +143,23 @@ impl Recovery {
         }
     }
 
-    /// Ends the job under way and the thread.
-    pub fn stop(&mut self) {
+    /// Ends the job under way and takes no more; the thread ends soon
+    /// after (see [`Recovery::is_finished`]).
+    pub fn cancel(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.jobs = None;
+    }
+
+    /// Whether the thread has ended. It may be waiting for room on the
+    /// control channel to send an answer: whoever waits for it keeps
+    /// draining that channel.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Ends the job under way and the thread, and waits for it.
+    pub fn stop(&mut self) {
+        self.cancel();
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
         {

@@ -359,7 +359,7 @@ impl Poller {
         tracing::info!(pipeline = %self.name, "stopping: draining in-flight events");
         // A restore under way is of no use any more.
         if let Some(recovery) = &mut self.recovery {
-            recovery.stop();
+            recovery.cancel();
         }
         self.handle_group_news();
         self.dispatcher.dispatch_all(&mut self.tracker);
@@ -386,6 +386,13 @@ impl Poller {
             if thread.join().is_err() {
                 tracing::error!(pipeline = %self.name, "a worker panicked");
             }
+        }
+        // The recovery thread may be sending an answer: drained meanwhile.
+        while self.recovery.as_ref().is_some_and(|r| !r.is_finished()) {
+            self.wait_for_control();
+        }
+        if let Some(recovery) = &mut self.recovery {
+            recovery.stop();
         }
         loop {
             self.drain_control();
