@@ -30,6 +30,12 @@ fn config(bootstrap: &str, dir: &std::path::Path) -> Config {
 
 /// [`config`] with `extra` lines added to the pipeline table.
 fn config_with(bootstrap: &str, dir: &std::path::Path, extra: &str) -> Config {
+    config_named(bootstrap, dir, "p", extra)
+}
+
+/// [`config_with`] for a pipeline called `name` (its metrics are its own
+/// among the tests of this process).
+fn config_named(bootstrap: &str, dir: &std::path::Path, name: &str, extra: &str) -> Config {
     let text = format!(
         r#"
 [kafka]
@@ -42,7 +48,7 @@ brokers = "{bootstrap}"
 [plugins]
 dir = "{plugins}"
 [[pipeline]]
-name = "p"
+name = "{name}"
 inputs = ["in"]
 plugin = "hostile"
 output = "out"
@@ -339,32 +345,13 @@ fn a_stop_does_not_wait_out_a_retry_backoff() {
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().expect("tempdir");
     let pipeline = "stops-in-backoff";
-    let text = format!(
-        r#"
-[kafka]
-brokers = "{bootstrap}"
-[kafka.consumer]
-"session.timeout.ms" = 6000
-[plugins]
-dir = "{plugins}"
-[[pipeline]]
-name = "{pipeline}"
-inputs = ["in"]
-plugin = "hostile"
-output = "out"
-dlq = "dlq"
-group_id = "g"
-[pipeline.retry]
-attempts = 3
-backoff_ms = 120000
-max_backoff_ms = 120000
-"#,
-        plugins = plugins_dir().join("fixtures").display()
+    let config = config_named(
+        &bootstrap,
+        dir.path(),
+        pipeline,
+        "[pipeline.retry]\nattempts = 3\nbackoff_ms = 120000\nmax_backoff_ms = 120000",
     );
-    let path = dir.path().join("p.toml");
-    std::fs::write(&path, &text).expect("write config");
-    let mut supervisor =
-        Supervisor::start(engine(), Config::load(&path).expect("valid")).expect("starts");
+    let mut supervisor = Supervisor::start(engine(), config).expect("starts");
     produce(&bootstrap, "in", &[("k".to_owned(), "retry".to_owned())]);
 
     // The batch is in its backoff once its first attempt was counted.
